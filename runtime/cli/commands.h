@@ -1,0 +1,12 @@
+// The `strata` subcommands. Each file in runtime/cli/ defines one add_* function that registers
+// its subcommand, options and callback on the application; main.cpp calls them all.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace strata::cli {
+
+void add_inspect(CLI::App& app);
+void add_synth(CLI::App& app);
+
+}  // namespace strata::cli

@@ -1,0 +1,43 @@
+// strata: the command-line front end. Errors print one line, `strata: error: <message>`, and exit
+// with 1 (2 for usage errors).
+#include <cstdio>
+#include <exception>
+
+#include "runtime/cli/commands.h"
+#include "runtime/error.h"
+
+int main(int argc, char** argv) {
+    CLI::App app{"Strata: Mixture-of-Experts inference on one workstation (GGUF models)", "strata"};
+    app.set_version_flag("--version", std::string("strata ") + STRATA_VERSION);
+    app.require_subcommand(1);
+    app.fallthrough(false);
+    strata::cli::add_inspect(app);
+    strata::cli::add_synth(app);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        std::fprintf(stderr, "strata: error: %s\n", e.what());
+        std::fprintf(stderr, "Run with --help for more information.\n");
+        return 2;
+    } catch (const strata::UsageError& e) {
+        std::fprintf(stderr, "strata: error: %s\n", e.what());
+        return 2;
+    } catch (const strata::Error& e) {
+        std::fprintf(stderr, "strata: error: %s\n", e.what());
+        return 1;
+    } catch (const std::bad_alloc&) {
+        std::fprintf(stderr, "strata: error: out of memory\n");
+        return 1;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "strata: error: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,307 @@
+// GGUF writer: version 3, little-endian, tensors padded to the alignment as llama.cpp lays them
+// out. Tensor data is produced one tensor at a time by a callback, so multi-GB models are written
+// with one tensor's worth of memory; tensors without a callback are left as holes (sparse file).
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "runtime/error.h"
+#include "runtime/gguf.h"
+
+namespace strata::gguf {
+
+namespace {
+
+constexpr uint32_t kVersion = 3;
+
+class Buffer {
+public:
+    template <typename T>
+    void put(T v) {
+        append(&v, sizeof(T));
+    }
+    void put_string(std::string_view s) {
+        put<uint64_t>(s.size());
+        append(s.data(), s.size());
+    }
+    void put_bytes(const std::vector<uint8_t>& b) { append(b.data(), b.size()); }
+    std::vector<uint8_t>& bytes() { return bytes_; }
+
+private:
+    // resize + memcpy rather than insert: g++ 12 warns falsely (-Wstringop-overflow) on the latter.
+    void append(const void* p, size_t n) {
+        if (n == 0) return;
+        const size_t at = bytes_.size();
+        bytes_.resize(at + n);
+        std::memcpy(bytes_.data() + at, p, n);
+    }
+    std::vector<uint8_t> bytes_;
+};
+
+void put_scalar(Buffer& out, const OwnedValue& v) {
+    switch (v.type) {
+        case ValueType::UINT8: out.put(static_cast<uint8_t>(v.u)); break;
+        case ValueType::INT8: out.put(static_cast<int8_t>(v.i)); break;
+        case ValueType::UINT16: out.put(static_cast<uint16_t>(v.u)); break;
+        case ValueType::INT16: out.put(static_cast<int16_t>(v.i)); break;
+        case ValueType::UINT32: out.put(static_cast<uint32_t>(v.u)); break;
+        case ValueType::INT32: out.put(static_cast<int32_t>(v.i)); break;
+        case ValueType::UINT64: out.put(static_cast<uint64_t>(v.u)); break;
+        case ValueType::INT64: out.put(static_cast<int64_t>(v.i)); break;
+        case ValueType::FLOAT32: out.put(static_cast<float>(v.f)); break;
+        case ValueType::FLOAT64: out.put(v.f); break;
+        case ValueType::BOOL: out.put(static_cast<uint8_t>(v.u != 0)); break;
+        case ValueType::STRING: out.put_string(v.s); break;
+        case ValueType::ARRAY: break;
+    }
+}
+
+OwnedValue scalar(ValueType type) {
+    OwnedValue v;
+    v.type = type;
+    return v;
+}
+
+template <typename T>
+OwnedValue array_of(ValueType elem, std::span<const T> values) {
+    OwnedValue v;
+    v.type = ValueType::ARRAY;
+    v.elem = elem;
+    v.count = values.size();
+    v.raw.resize(values.size() * sizeof(T));
+    if (!values.empty()) std::memcpy(v.raw.data(), values.data(), v.raw.size());
+    return v;
+}
+
+uint64_t pad(uint64_t n, uint64_t alignment) { return (n + alignment - 1) / alignment * alignment; }
+
+// A file descriptor that removes its (temporary) file unless released.
+class TempFile {
+public:
+    explicit TempFile(std::string path) : path_(std::move(path)) {
+        fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd_ < 0) fail("{}: cannot create: {}", path_, std::strerror(errno));
+    }
+    ~TempFile() {
+        if (fd_ >= 0) ::close(fd_);
+        if (!committed_) ::unlink(path_.c_str());
+    }
+    TempFile(const TempFile&) = delete;
+    TempFile& operator=(const TempFile&) = delete;
+
+    void write_at(const uint8_t* p, size_t n, uint64_t offset, const std::string& what) {
+        while (n > 0) {
+            const ssize_t w = ::pwrite(fd_, p, n, static_cast<off_t>(offset));
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) fail("{}: write failed: {}", what, std::strerror(w < 0 ? errno : EIO));
+            p += w;
+            n -= static_cast<size_t>(w);
+            offset += static_cast<uint64_t>(w);
+        }
+    }
+    void resize(uint64_t size, const std::string& what) {
+        if (::ftruncate(fd_, static_cast<off_t>(size)) != 0)
+            fail("{}: cannot set size to {} bytes: {}", what, size, std::strerror(errno));
+    }
+    void commit(const std::string& final_path) {
+        if (::fsync(fd_) != 0) fail("{}: cannot flush: {}", final_path, std::strerror(errno));
+        if (::close(fd_) != 0) {
+            fd_ = -1;
+            fail("{}: cannot close: {}", final_path, std::strerror(errno));
+        }
+        fd_ = -1;
+        if (::rename(path_.c_str(), final_path.c_str()) != 0)
+            fail("{}: cannot rename from {}: {}", final_path, path_, std::strerror(errno));
+        committed_ = true;
+    }
+
+private:
+    std::string path_;
+    int fd_ = -1;
+    bool committed_ = false;
+};
+
+}  // namespace
+
+Writer::Writer(uint32_t alignment) : alignment_(alignment) {
+    if (alignment == 0 || (alignment & (alignment - 1)) != 0)
+        fail("GGUF alignment {} is not a power of two", alignment);
+    if (alignment != kDefaultAlignment) set_u32("general.alignment", alignment);
+}
+
+void Writer::set(std::string key, OwnedValue value) {
+    for (auto& [k, v] : kv_) {
+        if (k == key) {
+            v = std::move(value);
+            return;
+        }
+    }
+    kv_.emplace_back(std::move(key), std::move(value));
+}
+
+void Writer::set_u8(std::string key, uint8_t v) { auto o = scalar(ValueType::UINT8); o.u = v; set(std::move(key), std::move(o)); }
+void Writer::set_i8(std::string key, int8_t v) { auto o = scalar(ValueType::INT8); o.i = v; set(std::move(key), std::move(o)); }
+void Writer::set_u16(std::string key, uint16_t v) { auto o = scalar(ValueType::UINT16); o.u = v; set(std::move(key), std::move(o)); }
+void Writer::set_i16(std::string key, int16_t v) { auto o = scalar(ValueType::INT16); o.i = v; set(std::move(key), std::move(o)); }
+void Writer::set_u32(std::string key, uint32_t v) { auto o = scalar(ValueType::UINT32); o.u = v; set(std::move(key), std::move(o)); }
+void Writer::set_i32(std::string key, int32_t v) { auto o = scalar(ValueType::INT32); o.i = v; set(std::move(key), std::move(o)); }
+void Writer::set_u64(std::string key, uint64_t v) { auto o = scalar(ValueType::UINT64); o.u = v; set(std::move(key), std::move(o)); }
+void Writer::set_i64(std::string key, int64_t v) { auto o = scalar(ValueType::INT64); o.i = v; set(std::move(key), std::move(o)); }
+void Writer::set_f32(std::string key, float v) { auto o = scalar(ValueType::FLOAT32); o.f = v; set(std::move(key), std::move(o)); }
+void Writer::set_f64(std::string key, double v) { auto o = scalar(ValueType::FLOAT64); o.f = v; set(std::move(key), std::move(o)); }
+void Writer::set_bool(std::string key, bool v) { auto o = scalar(ValueType::BOOL); o.u = v; set(std::move(key), std::move(o)); }
+void Writer::set_str(std::string key, std::string v) { auto o = scalar(ValueType::STRING); o.s = std::move(v); set(std::move(key), std::move(o)); }
+
+void Writer::set_str_array(std::string key, std::vector<std::string> v) {
+    OwnedValue o;
+    o.type = ValueType::ARRAY;
+    o.elem = ValueType::STRING;
+    o.count = v.size();
+    o.strings = std::move(v);
+    set(std::move(key), std::move(o));
+}
+void Writer::set_i32_array(std::string key, std::span<const int32_t> v) {
+    set(std::move(key), array_of(ValueType::INT32, v));
+}
+void Writer::set_u32_array(std::string key, std::span<const uint32_t> v) {
+    set(std::move(key), array_of(ValueType::UINT32, v));
+}
+void Writer::set_f32_array(std::string key, std::span<const float> v) {
+    set(std::move(key), array_of(ValueType::FLOAT32, v));
+}
+void Writer::set_bool_array(std::string key, std::span<const bool> v) {
+    std::vector<uint8_t> bytes(v.begin(), v.end());
+    set(std::move(key), array_of(ValueType::BOOL, std::span<const uint8_t>(bytes)));
+}
+
+void Writer::set_value(std::string key, const Value& v) {
+    OwnedValue o;
+    o.type = v.type;
+    o.u = v.u;
+    o.i = v.i;
+    o.f = v.f;
+    o.s = std::string(v.s);
+    o.elem = v.elem;
+    o.count = v.count;
+    if (v.type == ValueType::ARRAY) {
+        if (v.elem == ValueType::STRING) {
+            o.strings.assign(v.strings.begin(), v.strings.end());
+        } else {
+            o.raw.assign(v.raw, v.raw + v.count * value_size(v.elem));
+        }
+    }
+    set(std::move(key), std::move(o));
+}
+
+void Writer::remove(std::string_view key) {
+    std::erase_if(kv_, [&](const auto& kv) { return kv.first == key; });
+}
+
+bool Writer::has(std::string_view key) const {
+    return std::any_of(kv_.begin(), kv_.end(), [&](const auto& kv) { return kv.first == key; });
+}
+
+namespace {
+
+// Bytes of a tensor of this type and shape; throws naming the tensor when the shape is invalid.
+uint64_t checked_nbytes(const std::string& name, quant::Type type, const std::vector<int64_t>& ne) {
+    const quant::TypeTraits& tt = quant::traits(type);
+    if (tt.block_size == 0) fail("tensor '{}': unknown type id {}", name, static_cast<uint32_t>(type));
+    if (ne.empty() || ne.size() > static_cast<size_t>(kMaxDims))
+        fail("tensor '{}': {} dimensions (1 to {} allowed)", name, ne.size(), kMaxDims);
+    int64_t n = 1;
+    for (int64_t d : ne) {
+        if (d <= 0) fail("tensor '{}': dimension {} is not positive", name, d);
+        if (__builtin_mul_overflow(n, d, &n)) fail("tensor '{}': element count overflows", name);
+    }
+    if (ne[0] % tt.block_size != 0) {
+        fail("tensor '{}': row length {} is not a multiple of {}'s block size {}", name, ne[0],
+             tt.name, tt.block_size);
+    }
+    return static_cast<uint64_t>(n / tt.block_size) * tt.block_bytes;
+}
+
+}  // namespace
+
+void Writer::add_tensor(std::string name, quant::Type type, std::vector<int64_t> ne, Fill fill) {
+    const uint64_t nbytes = checked_nbytes(name, type, ne);
+    for (const auto& t : tensors_)
+        if (t.name == name) fail("tensor '{}' added twice", name);
+    tensors_.push_back({std::move(name), type, std::move(ne), nbytes, data_bytes_, std::move(fill)});
+    data_bytes_ = pad(data_bytes_ + nbytes, alignment_);
+}
+
+void Writer::add_tensor(std::string name, quant::Type type, std::vector<int64_t> ne,
+                        std::span<const uint8_t> data) {
+    const uint64_t nbytes = checked_nbytes(name, type, ne);
+    if (data.size() != nbytes)
+        fail("tensor '{}': {} bytes of data given, {} needed", name, data.size(), nbytes);
+    add_tensor(std::move(name), type, std::move(ne),
+               [data](uint8_t* dst, size_t n) { std::memcpy(dst, data.data(), n); });
+}
+
+std::vector<uint8_t> Writer::serialize_header() const {
+    Buffer out;
+    out.put<uint32_t>(0x46554747);  // "GGUF"
+    out.put<uint32_t>(kVersion);
+    out.put<uint64_t>(tensors_.size());
+    out.put<uint64_t>(kv_.size());
+    for (const auto& [key, v] : kv_) {
+        out.put_string(key);
+        out.put<uint32_t>(static_cast<uint32_t>(v.type));
+        if (v.type != ValueType::ARRAY) {
+            put_scalar(out, v);
+            continue;
+        }
+        out.put<uint32_t>(static_cast<uint32_t>(v.elem));
+        out.put<uint64_t>(v.count);
+        if (v.elem == ValueType::STRING) {
+            for (const std::string& s : v.strings) out.put_string(s);
+        } else {
+            out.put_bytes(v.raw);
+        }
+    }
+    for (const PendingTensor& t : tensors_) {
+        out.put_string(t.name);
+        out.put<uint32_t>(static_cast<uint32_t>(t.ne.size()));
+        for (int64_t d : t.ne) out.put<uint64_t>(static_cast<uint64_t>(d));
+        out.put<uint32_t>(static_cast<uint32_t>(t.type));
+        out.put<uint64_t>(t.offset);
+    }
+    out.bytes().resize(pad(out.bytes().size(), alignment_), 0);
+    return std::move(out.bytes());
+}
+
+uint64_t Writer::header_bytes() const { return serialize_header().size(); }
+
+// Every tensor, the last one too, is padded to the alignment, as llama.cpp writes files.
+uint64_t Writer::file_bytes() const { return header_bytes() + data_bytes_; }
+
+void Writer::write(const std::string& path,
+                   const std::function<void(uint64_t, uint64_t)>& progress) const {
+    const std::vector<uint8_t> header = serialize_header();
+    const uint64_t total = header.size() + data_bytes_;
+    TempFile out(path + ".tmp");
+    // Reserve the whole size first: the holes of data-less tensors stay sparse, and a disk too
+    // small for the file is found before any data is produced where the filesystem checks it.
+    out.resize(total, path);
+    out.write_at(header.data(), header.size(), 0, path);
+    std::vector<uint8_t> buffer;
+    uint64_t done = header.size();
+    for (const PendingTensor& t : tensors_) {
+        if (t.fill) {
+            buffer.resize(static_cast<size_t>(t.nbytes));
+            t.fill(buffer.data(), buffer.size());
+            out.write_at(buffer.data(), buffer.size(), header.size() + t.offset, path);
+        }
+        done += t.nbytes;
+        if (progress) progress(done, total);
+    }
+    out.commit(path);
+}
+
+}  // namespace strata::gguf

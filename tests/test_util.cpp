@@ -1,0 +1,56 @@
+#include "tests/test_util.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+namespace strata::test {
+
+namespace fs = std::filesystem;
+
+fs::path golden_dir() {
+    if (const char* env = std::getenv("STRATA_GOLDEN_DIR")) return fs::exists(env) ? env : "";
+    const fs::path p = STRATA_GOLDEN_DEFAULT;
+    return fs::exists(p / "manifest.json") ? p : fs::path();
+}
+
+TempDir::TempDir() {
+    std::random_device rd;
+    for (;;) {
+        path_ = fs::temp_directory_path() / ("strata-test-" + std::to_string(::getpid()) + "-" +
+                                             std::to_string(rd()));
+        if (fs::create_directory(path_)) break;
+    }
+}
+
+TempDir::~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+}
+
+std::string read_file(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+CommandResult run_strata(const std::string& args) {
+    TempDir dir;
+    const fs::path out = dir / "out", err = dir / "err";
+    const std::string cmd = std::string(STRATA_BIN) + " " + args + " >" + out.string() + " 2>" +
+                            err.string() + " </dev/null";
+    const int raw = std::system(cmd.c_str());
+    CommandResult r;
+    r.status = (raw != -1 && WIFEXITED(raw)) ? WEXITSTATUS(raw) : -1;
+    r.out = read_file(out);
+    r.err = read_file(err);
+    return r;
+}
+
+}  // namespace strata::test
