@@ -183,6 +183,9 @@ struct TypeTraits {
     DequantizeFn dequantize = nullptr;
     QuantizeFn quantize = nullptr;
     VecDotFn vec_dot = nullptr;  // scalar reference
+    // Partner formats only: how llama.cpp's CPU backend quantizes activations (differs from the
+    // weight quantizer `quantize` in rounding for Q8_0 / Q8_1).
+    QuantizeFn quantize_activation = nullptr;
 };
 
 // Traits of any id below kTypeIdLimit; unknown ids come back with block_size 0.

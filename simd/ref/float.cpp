@@ -37,7 +37,8 @@ float vec_dot_f16(int64_t n, const void* w, const void* a) {
     const uint16_t* x = static_cast<const uint16_t*>(w);
     const uint16_t* y = static_cast<const uint16_t*>(a);
     double sum = 0.0;
-    for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(fp16_to_fp32(x[i]) * fp16_to_fp32(y[i]));
+    for (int64_t i = 0; i < n; ++i)
+        sum += static_cast<double>(fp16_to_fp32(x[i]) * fp16_to_fp32(y[i]));
     return static_cast<float>(sum);
 }
 
@@ -55,7 +56,8 @@ float vec_dot_bf16(int64_t n, const void* w, const void* a) {
     const uint16_t* x = static_cast<const uint16_t*>(w);
     const uint16_t* y = static_cast<const uint16_t*>(a);
     double sum = 0.0;
-    for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(bf16_to_fp32(x[i]) * bf16_to_fp32(y[i]));
+    for (int64_t i = 0; i < n; ++i)
+        sum += static_cast<double>(bf16_to_fp32(x[i]) * bf16_to_fp32(y[i]));
     return static_cast<float>(sum);
 }
 

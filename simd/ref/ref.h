@@ -1,5 +1,15 @@
 // Scalar reference kernels: the truth every fast kernel is tested against.
 // One function per (format, operation); the traits table in simd/quant.cpp points at them.
+//
+// Conventions, for every function here: `n` counts elements and is a multiple of the format's
+// block size (callers validate); buffers hold n / block_size whole blocks.
+//  - dequantize_X: bit for bit what ggml's dequantize_row_X produces.
+//  - quantize_X: the weight quantizer, what `llama-quantize` without an importance matrix
+//    writes (ggml's quantize_row_X_ref).
+//  - quantize_activation_X (partner formats only): what llama.cpp's x86 CPU backend computes
+//    when it quantizes an activation row before a quantized matrix product.
+//  - vec_dot_X: dot product of a weight row with an activation row in the partner format,
+//    integer block sums combined with the scales as ggml combines them.
 #pragma once
 
 #include <cstdint>
@@ -16,5 +26,54 @@ float vec_dot_f16(int64_t n, const void* w, const void* a);
 void dequantize_bf16(const void* src, float* dst, int64_t n);
 void quantize_bf16(const float* src, void* dst, int64_t n);
 float vec_dot_bf16(int64_t n, const void* w, const void* a);
+
+// Legacy 32-element formats (legacy.cpp).
+void dequantize_q4_0(const void* src, float* dst, int64_t n);
+void quantize_q4_0(const float* src, void* dst, int64_t n);
+void dequantize_q4_1(const void* src, float* dst, int64_t n);
+void quantize_q4_1(const float* src, void* dst, int64_t n);
+void dequantize_q5_0(const void* src, float* dst, int64_t n);
+void quantize_q5_0(const float* src, void* dst, int64_t n);
+void dequantize_q5_1(const void* src, float* dst, int64_t n);
+void quantize_q5_1(const float* src, void* dst, int64_t n);
+void dequantize_q8_0(const void* src, float* dst, int64_t n);
+void quantize_q8_0(const float* src, void* dst, int64_t n);
+void dequantize_q8_1(const void* src, float* dst, int64_t n);
+void quantize_q8_1(const float* src, void* dst, int64_t n);
+
+// Activation quantizers of the partner formats (activations.cpp), and Q8_K's own conversions.
+void quantize_activation_q8_0(const float* src, void* dst, int64_t n);
+void quantize_activation_q8_1(const float* src, void* dst, int64_t n);
+void quantize_activation_q8_K(const float* src, void* dst, int64_t n);
+void dequantize_q8_K(const void* src, float* dst, int64_t n);
+void quantize_q8_K(const float* src, void* dst, int64_t n);
+
+// Dot products of the legacy formats (legacy_dot.cpp).
+float vec_dot_q4_0(int64_t n, const void* w, const void* a);  // × Q8_0
+float vec_dot_q4_1(int64_t n, const void* w, const void* a);  // × Q8_1
+float vec_dot_q5_0(int64_t n, const void* w, const void* a);  // × Q8_0
+float vec_dot_q5_1(int64_t n, const void* w, const void* a);  // × Q8_1
+float vec_dot_q8_0(int64_t n, const void* w, const void* a);  // × Q8_0
+float vec_dot_q8_1(int64_t n, const void* w, const void* a);  // × Q8_1
+
+// K-quants, 256-element super-blocks (kquants_dequant.cpp, kquants_quantize.cpp).
+void dequantize_q2_K(const void* src, float* dst, int64_t n);
+void quantize_q2_K(const float* src, void* dst, int64_t n);
+void dequantize_q3_K(const void* src, float* dst, int64_t n);
+void quantize_q3_K(const float* src, void* dst, int64_t n);
+void dequantize_q4_K(const void* src, float* dst, int64_t n);
+void quantize_q4_K(const float* src, void* dst, int64_t n);
+void dequantize_q5_K(const void* src, float* dst, int64_t n);
+void quantize_q5_K(const float* src, void* dst, int64_t n);
+void dequantize_q6_K(const void* src, float* dst, int64_t n);
+void quantize_q6_K(const float* src, void* dst, int64_t n);
+
+// Dot products of the K-quants with Q8_K activations (kquants_dot.cpp).
+float vec_dot_q2_K(int64_t n, const void* w, const void* a);
+float vec_dot_q3_K(int64_t n, const void* w, const void* a);
+float vec_dot_q4_K(int64_t n, const void* w, const void* a);
+float vec_dot_q5_K(int64_t n, const void* w, const void* a);
+float vec_dot_q6_K(int64_t n, const void* w, const void* a);
+float vec_dot_q8_K(int64_t n, const void* w, const void* a);
 
 }  // namespace strata::quant::ref
