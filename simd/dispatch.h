@@ -1,0 +1,101 @@
+// Run-time kernel selection: CPU features detected once, and per-type function tables that start
+// as the scalar references of simd/ref and are upgraded by the ISA kernels the CPU can run.
+//
+// Callers never name an ISA: they ask `dispatch::kernels()[type].vec_dot`. ISA kernels live in
+// simd/avx2/, simd/avx512/ and simd/amx/, each file compiled with its own flags; each folder
+// defines one register_kernels(KernelTable&) that build_table() calls only when the CPU and the
+// OS support that ISA, so no instruction of it runs anywhere else.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "simd/quant.h"
+
+namespace strata::dispatch {
+
+// What this process may use: the CPU reports it (cpuid) AND the OS saves its register state
+// (XGETBV for AVX / AVX-512; on Linux, arch_prctl permission for AMX tile data).
+struct CpuFeatures {
+    bool avx2 = false;
+    bool fma = false;
+    bool f16c = false;
+    bool avx512f = false;
+    bool avx512bw = false;
+    bool avx512vl = false;
+    bool avx512dq = false;
+    bool avx512vnni = false;
+    bool avx512bf16 = false;
+    bool amx_tile = false;
+    bool amx_int8 = false;
+    bool amx_bf16 = false;
+    // Features the CPU has that the OS did not enable, e.g. "avx512 (XCR0)", for `strata info`.
+    std::string os_disabled;
+
+    // The instruction sets each simd/<isa>/ folder is compiled for (see CMakeLists.txt).
+    bool avx2_set() const { return avx2 && fma && f16c; }
+    bool avx512_set() const {
+        return avx2_set() && avx512f && avx512bw && avx512vl && avx512dq && avx512vnni &&
+               avx512bf16;
+    }
+    bool amx_set() const { return avx512_set() && amx_tile && amx_int8 && amx_bf16; }
+};
+
+// This machine's features, detected on first use (thread-safe).
+const CpuFeatures& features();
+// Detects again; features() caches the first result.
+CpuFeatures detect_features();
+// "avx2 fma f16c avx512f … amx-int8", "none" when empty, plus "; not enabled by the OS: …".
+std::string to_string(const CpuFeatures& f);
+
+enum class Isa : uint8_t { scalar, avx2, avx512, amx };
+std::string_view isa_name(Isa isa);
+
+// The kernels of one type, and where each came from.
+struct TypeKernels {
+    quant::VecDotFn vec_dot = nullptr;
+    Isa vec_dot_isa = Isa::scalar;
+    // Partner formats only (Q8_0, Q8_1, Q8_K, and the float types).
+    quant::QuantizeFn quantize_activation = nullptr;
+    Isa quantize_activation_isa = Isa::scalar;
+};
+
+class KernelTable {
+  public:
+    // Every type starts with its scalar references from the traits table.
+    KernelTable();
+
+    const TypeKernels& operator[](quant::Type type) const;
+
+    // Registration point for ISA kernels. A type with no scalar reference cannot be given a
+    // fast kernel: there would be nothing to test it against (ignored).
+    void set_vec_dot(quant::Type type, Isa isa, quant::VecDotFn fn);
+    void set_quantize_activation(quant::Type type, Isa isa, quant::QuantizeFn fn);
+
+  private:
+    std::array<TypeKernels, quant::kTypeIdLimit> kernels_{};  // (type id)
+};
+
+// The table for a CPU with `f`: scalar references, then avx2, avx512 and amx kernels in that
+// order (later ones replace earlier ones), each only when `f` supports it and it is not above
+// `max_isa`. Pure: tests build tables for any feature set.
+KernelTable build_table(const CpuFeatures& f, Isa max_isa = Isa::amx);
+
+// The table of this machine, built once. STRATA_ISA=scalar|avx2|avx512|amx in the environment
+// caps it (to compare against the references or to rule a kernel out).
+const KernelTable& kernels();
+
+// Registration hooks, one per ISA folder, compiled with that ISA's flags.
+namespace avx2 {
+void register_kernels(KernelTable& table);
+}
+namespace avx512 {
+void register_kernels(KernelTable& table);
+}
+namespace amx {
+void register_kernels(KernelTable& table);
+}
+
+}  // namespace strata::dispatch
