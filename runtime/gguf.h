@@ -48,7 +48,8 @@ size_t value_size(ValueType type);
 inline constexpr uint32_t kDefaultAlignment = 32;
 inline constexpr int kMaxDims = 4;
 
-// A metadata value as read from a file. Strings point into the mapping (valid while the File lives).
+// A metadata value as read from a file. Strings point into the mapping (valid while the File
+// lives).
 struct Value {
     ValueType type = ValueType::UINT8;
     uint64_t u = 0;      // UINT*, and BOOL as 0 / 1
@@ -76,8 +77,8 @@ struct Tensor {
     quant::Type type = quant::Type::F32;
     int n_dims = 0;
     std::array<int64_t, kMaxDims> ne{1, 1, 1, 1};  // ne[0] is the contiguous row length
-    uint64_t offset = 0;       // from the start of its shard's data section
-    uint64_t file_offset = 0;  // from the start of its shard file
+    uint64_t offset = 0;                           // from the start of its shard's data section
+    uint64_t file_offset = 0;                      // from the start of its shard file
     uint64_t nbytes = 0;
     uint32_t shard = 0;
     const uint8_t* data = nullptr;  // into the mapping of its shard
@@ -100,7 +101,7 @@ class Mapping;
 
 // An opened GGUF model: metadata from the first shard, tensors of all shards.
 class File {
-public:
+  public:
     // Opens `path` and, when it is the first shard of a split model, every other shard.
     static File open(const std::string& path);
     // Parses a single in-memory image (no split files); `name` is used in errors. The bytes must
@@ -147,9 +148,10 @@ public:
     const Tensor* find_tensor(std::string_view name) const;
     const Tensor& tensor(std::string_view name) const;  // throws when absent
 
-private:
+  private:
     File();
-    [[noreturn]] void type_error(std::string_view key, const Value& v, std::string_view expected) const;
+    [[noreturn]] void type_error(std::string_view key, const Value& v,
+                                 std::string_view expected) const;
     const Value& require(std::string_view key, std::string_view expected) const;
 
     std::vector<Shard> shards_;
@@ -186,9 +188,11 @@ struct OwnedValue {
 };
 
 // Writes a GGUF v3 file. Keys keep their first insertion order (setting a key again replaces its
-// value); tensors are laid out in the order added, each padded to the alignment.
+// value); tensors are laid out in the order added, each padded to the alignment. Setting or
+// removing general.alignment changes the alignment (it must be a UINT32 power of two). Values,
+// keys and tensor names the reader (or llama.cpp) would refuse are refused with strata::Error.
 class Writer {
-public:
+  public:
     // Fills `dst` (nbytes) with a tensor's data; called once per tensor while writing.
     using Fill = std::function<void(uint8_t* dst, size_t nbytes)>;
 
@@ -219,6 +223,7 @@ public:
 
     // `fill` null leaves the data a hole: the file is sparse and reads as zeros.
     void add_tensor(std::string name, quant::Type type, std::vector<int64_t> ne, Fill fill);
+    // `data` is not copied: it must stay valid until the last write() returns.
     void add_tensor(std::string name, quant::Type type, std::vector<int64_t> ne,
                     std::span<const uint8_t> data);
 
@@ -231,7 +236,7 @@ public:
     void write(const std::string& path,
                const std::function<void(uint64_t, uint64_t)>& progress = nullptr) const;
 
-private:
+  private:
     struct PendingTensor {
         std::string name;
         quant::Type type;
@@ -241,6 +246,8 @@ private:
         Fill fill;
     };
     std::vector<uint8_t> serialize_header() const;
+    // Sets the padding and recomputes every tensor's offset.
+    void set_alignment(uint32_t alignment);
 
     uint32_t alignment_;
     std::vector<std::pair<std::string, OwnedValue>> kv_;

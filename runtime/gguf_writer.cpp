@@ -17,9 +17,11 @@ namespace strata::gguf {
 namespace {
 
 constexpr uint32_t kVersion = 3;
+constexpr size_t kMaxKeyBytes = 65535;       // as the reader allows
+constexpr size_t kMaxWrittenNameBytes = 64;  // ggml's GGML_MAX_NAME, terminator included
 
 class Buffer {
-public:
+  public:
     template <typename T>
     void put(T v) {
         append(&v, sizeof(T));
@@ -31,7 +33,7 @@ public:
     void put_bytes(const std::vector<uint8_t>& b) { append(b.data(), b.size()); }
     std::vector<uint8_t>& bytes() { return bytes_; }
 
-private:
+  private:
     // resize + memcpy rather than insert: g++ 12 warns falsely (-Wstringop-overflow) on the latter.
     void append(const void* p, size_t n) {
         if (n == 0) return;
@@ -44,19 +46,44 @@ private:
 
 void put_scalar(Buffer& out, const OwnedValue& v) {
     switch (v.type) {
-        case ValueType::UINT8: out.put(static_cast<uint8_t>(v.u)); break;
-        case ValueType::INT8: out.put(static_cast<int8_t>(v.i)); break;
-        case ValueType::UINT16: out.put(static_cast<uint16_t>(v.u)); break;
-        case ValueType::INT16: out.put(static_cast<int16_t>(v.i)); break;
-        case ValueType::UINT32: out.put(static_cast<uint32_t>(v.u)); break;
-        case ValueType::INT32: out.put(static_cast<int32_t>(v.i)); break;
-        case ValueType::UINT64: out.put(static_cast<uint64_t>(v.u)); break;
-        case ValueType::INT64: out.put(static_cast<int64_t>(v.i)); break;
-        case ValueType::FLOAT32: out.put(static_cast<float>(v.f)); break;
-        case ValueType::FLOAT64: out.put(v.f); break;
-        case ValueType::BOOL: out.put(static_cast<uint8_t>(v.u != 0)); break;
-        case ValueType::STRING: out.put_string(v.s); break;
-        case ValueType::ARRAY: break;
+        case ValueType::UINT8:
+            out.put(static_cast<uint8_t>(v.u));
+            break;
+        case ValueType::INT8:
+            out.put(static_cast<int8_t>(v.i));
+            break;
+        case ValueType::UINT16:
+            out.put(static_cast<uint16_t>(v.u));
+            break;
+        case ValueType::INT16:
+            out.put(static_cast<int16_t>(v.i));
+            break;
+        case ValueType::UINT32:
+            out.put(static_cast<uint32_t>(v.u));
+            break;
+        case ValueType::INT32:
+            out.put(static_cast<int32_t>(v.i));
+            break;
+        case ValueType::UINT64:
+            out.put(static_cast<uint64_t>(v.u));
+            break;
+        case ValueType::INT64:
+            out.put(static_cast<int64_t>(v.i));
+            break;
+        case ValueType::FLOAT32:
+            out.put(static_cast<float>(v.f));
+            break;
+        case ValueType::FLOAT64:
+            out.put(v.f);
+            break;
+        case ValueType::BOOL:
+            out.put(static_cast<uint8_t>(v.u != 0));
+            break;
+        case ValueType::STRING:
+            out.put_string(v.s);
+            break;
+        case ValueType::ARRAY:
+            break;
     }
 }
 
@@ -77,11 +104,13 @@ OwnedValue array_of(ValueType elem, std::span<const T> values) {
     return v;
 }
 
-uint64_t pad(uint64_t n, uint64_t alignment) { return (n + alignment - 1) / alignment * alignment; }
+uint64_t pad(uint64_t n, uint64_t alignment) {
+    return (n + alignment - 1) / alignment * alignment;
+}
 
 // A file descriptor that removes its (temporary) file unless released.
 class TempFile {
-public:
+  public:
     explicit TempFile(std::string path) : path_(std::move(path)) {
         fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd_ < 0) fail("{}: cannot create: {}", path_, std::strerror(errno));
@@ -119,7 +148,7 @@ public:
         committed_ = true;
     }
 
-private:
+  private:
     std::string path_;
     int fd_ = -1;
     bool committed_ = false;
@@ -127,13 +156,48 @@ private:
 
 }  // namespace
 
-Writer::Writer(uint32_t alignment) : alignment_(alignment) {
-    if (alignment == 0 || (alignment & (alignment - 1)) != 0)
-        fail("GGUF alignment {} is not a power of two", alignment);
+Writer::Writer(uint32_t alignment) : alignment_(kDefaultAlignment) {
     if (alignment != kDefaultAlignment) set_u32("general.alignment", alignment);
 }
 
+namespace {
+
+// What the reader would refuse is refused here, so the writer never produces a file that
+// Strata or llama.cpp cannot open.
+void check_value(std::string_view key, const OwnedValue& v) {
+    if (key.empty()) fail("GGUF key is empty");
+    if (key.size() > kMaxKeyBytes) fail("GGUF key of {} bytes is too long", key.size());
+    const auto id = static_cast<uint32_t>(v.type);
+    if (id >= kValueTypeCount) fail("key '{}': unknown value type {}", key, id);
+    if (v.type != ValueType::ARRAY) return;
+    if (v.elem == ValueType::ARRAY || static_cast<uint32_t>(v.elem) >= kValueTypeCount)
+        fail("key '{}': arrays of {} are not allowed", key, type_name(v.elem));
+    if (v.elem == ValueType::STRING) {
+        if (v.strings.size() != v.count)
+            fail("key '{}': count {} but {} strings", key, v.count, v.strings.size());
+    } else if (v.raw.size() / value_size(v.elem) != v.count ||
+               v.raw.size() % value_size(v.elem) != 0) {
+        fail("key '{}': count {} but {} bytes of {} elements", key, v.count, v.raw.size(),
+             type_name(v.elem));
+    }
+    if (v.elem == ValueType::BOOL) {
+        for (uint8_t b : v.raw)
+            if (b > 1) fail("key '{}': BOOL element holds {} (0 or 1 expected)", key, b);
+    }
+}
+
+}  // namespace
+
 void Writer::set(std::string key, OwnedValue value) {
+    check_value(key, value);
+    // general.alignment is both a key and the layout of the data: keep the two in step.
+    if (key == "general.alignment") {
+        if (value.type != ValueType::UINT32)
+            fail("key 'general.alignment' must be UINT32, not {}", type_name(value.type));
+        if (value.u == 0 || value.u > UINT32_MAX || (value.u & (value.u - 1)) != 0)
+            fail("GGUF alignment {} is not a power of two", value.u);
+        set_alignment(static_cast<uint32_t>(value.u));
+    }
     for (auto& [k, v] : kv_) {
         if (k == key) {
             v = std::move(value);
@@ -143,18 +207,66 @@ void Writer::set(std::string key, OwnedValue value) {
     kv_.emplace_back(std::move(key), std::move(value));
 }
 
-void Writer::set_u8(std::string key, uint8_t v) { auto o = scalar(ValueType::UINT8); o.u = v; set(std::move(key), std::move(o)); }
-void Writer::set_i8(std::string key, int8_t v) { auto o = scalar(ValueType::INT8); o.i = v; set(std::move(key), std::move(o)); }
-void Writer::set_u16(std::string key, uint16_t v) { auto o = scalar(ValueType::UINT16); o.u = v; set(std::move(key), std::move(o)); }
-void Writer::set_i16(std::string key, int16_t v) { auto o = scalar(ValueType::INT16); o.i = v; set(std::move(key), std::move(o)); }
-void Writer::set_u32(std::string key, uint32_t v) { auto o = scalar(ValueType::UINT32); o.u = v; set(std::move(key), std::move(o)); }
-void Writer::set_i32(std::string key, int32_t v) { auto o = scalar(ValueType::INT32); o.i = v; set(std::move(key), std::move(o)); }
-void Writer::set_u64(std::string key, uint64_t v) { auto o = scalar(ValueType::UINT64); o.u = v; set(std::move(key), std::move(o)); }
-void Writer::set_i64(std::string key, int64_t v) { auto o = scalar(ValueType::INT64); o.i = v; set(std::move(key), std::move(o)); }
-void Writer::set_f32(std::string key, float v) { auto o = scalar(ValueType::FLOAT32); o.f = v; set(std::move(key), std::move(o)); }
-void Writer::set_f64(std::string key, double v) { auto o = scalar(ValueType::FLOAT64); o.f = v; set(std::move(key), std::move(o)); }
-void Writer::set_bool(std::string key, bool v) { auto o = scalar(ValueType::BOOL); o.u = v; set(std::move(key), std::move(o)); }
-void Writer::set_str(std::string key, std::string v) { auto o = scalar(ValueType::STRING); o.s = std::move(v); set(std::move(key), std::move(o)); }
+void Writer::set_u8(std::string key, uint8_t v) {
+    auto o = scalar(ValueType::UINT8);
+    o.u = v;
+    set(std::move(key), std::move(o));
+}
+void Writer::set_i8(std::string key, int8_t v) {
+    auto o = scalar(ValueType::INT8);
+    o.i = v;
+    set(std::move(key), std::move(o));
+}
+void Writer::set_u16(std::string key, uint16_t v) {
+    auto o = scalar(ValueType::UINT16);
+    o.u = v;
+    set(std::move(key), std::move(o));
+}
+void Writer::set_i16(std::string key, int16_t v) {
+    auto o = scalar(ValueType::INT16);
+    o.i = v;
+    set(std::move(key), std::move(o));
+}
+void Writer::set_u32(std::string key, uint32_t v) {
+    auto o = scalar(ValueType::UINT32);
+    o.u = v;
+    set(std::move(key), std::move(o));
+}
+void Writer::set_i32(std::string key, int32_t v) {
+    auto o = scalar(ValueType::INT32);
+    o.i = v;
+    set(std::move(key), std::move(o));
+}
+void Writer::set_u64(std::string key, uint64_t v) {
+    auto o = scalar(ValueType::UINT64);
+    o.u = v;
+    set(std::move(key), std::move(o));
+}
+void Writer::set_i64(std::string key, int64_t v) {
+    auto o = scalar(ValueType::INT64);
+    o.i = v;
+    set(std::move(key), std::move(o));
+}
+void Writer::set_f32(std::string key, float v) {
+    auto o = scalar(ValueType::FLOAT32);
+    o.f = v;
+    set(std::move(key), std::move(o));
+}
+void Writer::set_f64(std::string key, double v) {
+    auto o = scalar(ValueType::FLOAT64);
+    o.f = v;
+    set(std::move(key), std::move(o));
+}
+void Writer::set_bool(std::string key, bool v) {
+    auto o = scalar(ValueType::BOOL);
+    o.u = v;
+    set(std::move(key), std::move(o));
+}
+void Writer::set_str(std::string key, std::string v) {
+    auto o = scalar(ValueType::STRING);
+    o.s = std::move(v);
+    set(std::move(key), std::move(o));
+}
 
 void Writer::set_str_array(std::string key, std::vector<std::string> v) {
     OwnedValue o;
@@ -198,6 +310,7 @@ void Writer::set_value(std::string key, const Value& v) {
 }
 
 void Writer::remove(std::string_view key) {
+    if (key == "general.alignment") set_alignment(kDefaultAlignment);
     std::erase_if(kv_, [&](const auto& kv) { return kv.first == key; });
 }
 
@@ -210,7 +323,8 @@ namespace {
 // Bytes of a tensor of this type and shape; throws naming the tensor when the shape is invalid.
 uint64_t checked_nbytes(const std::string& name, quant::Type type, const std::vector<int64_t>& ne) {
     const quant::TypeTraits& tt = quant::traits(type);
-    if (tt.block_size == 0) fail("tensor '{}': unknown type id {}", name, static_cast<uint32_t>(type));
+    if (tt.block_size == 0)
+        fail("tensor '{}': unknown type id {}", name, static_cast<uint32_t>(type));
     if (ne.empty() || ne.size() > static_cast<size_t>(kMaxDims))
         fail("tensor '{}': {} dimensions (1 to {} allowed)", name, ne.size(), kMaxDims);
     int64_t n = 1;
@@ -228,11 +342,24 @@ uint64_t checked_nbytes(const std::string& name, quant::Type type, const std::ve
 }  // namespace
 
 void Writer::add_tensor(std::string name, quant::Type type, std::vector<int64_t> ne, Fill fill) {
+    // llama.cpp keeps names in char[GGML_MAX_NAME = 64] with the terminator.
+    if (name.empty() || name.size() >= kMaxWrittenNameBytes)
+        fail("tensor name '{}' must have 1 to {} bytes", name, kMaxWrittenNameBytes - 1);
     const uint64_t nbytes = checked_nbytes(name, type, ne);
     for (const auto& t : tensors_)
         if (t.name == name) fail("tensor '{}' added twice", name);
-    tensors_.push_back({std::move(name), type, std::move(ne), nbytes, data_bytes_, std::move(fill)});
+    tensors_.push_back(
+        {std::move(name), type, std::move(ne), nbytes, data_bytes_, std::move(fill)});
     data_bytes_ = pad(data_bytes_ + nbytes, alignment_);
+}
+
+void Writer::set_alignment(uint32_t alignment) {
+    alignment_ = alignment;
+    data_bytes_ = 0;
+    for (PendingTensor& t : tensors_) {
+        t.offset = data_bytes_;
+        data_bytes_ = pad(data_bytes_ + t.nbytes, alignment_);
+    }
 }
 
 void Writer::add_tensor(std::string name, quant::Type type, std::vector<int64_t> ne,
@@ -276,10 +403,14 @@ std::vector<uint8_t> Writer::serialize_header() const {
     return std::move(out.bytes());
 }
 
-uint64_t Writer::header_bytes() const { return serialize_header().size(); }
+uint64_t Writer::header_bytes() const {
+    return serialize_header().size();
+}
 
 // Every tensor, the last one too, is padded to the alignment, as llama.cpp writes files.
-uint64_t Writer::file_bytes() const { return header_bytes() + data_bytes_; }
+uint64_t Writer::file_bytes() const {
+    return header_bytes() + data_bytes_;
+}
 
 void Writer::write(const std::string& path,
                    const std::function<void(uint64_t, uint64_t)>& progress) const {
