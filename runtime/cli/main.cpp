@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
     app.fallthrough(false);
     strata::cli::add_inspect(app);
     strata::cli::add_synth(app);
+    strata::cli::add_tokenize(app);
 
     try {
         app.parse(argc, argv);
