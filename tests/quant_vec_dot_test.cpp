@@ -283,5 +283,70 @@ TEST(QuantVecDot, DispatchedKernelsAgreeWithReference) {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Every ISA's kernels, whichever one dispatch would pick: the table capped at an ISA holds that
+// ISA's kernels (tagged with it).
+
+bool cpu_runs(dispatch::Isa isa) {
+    const dispatch::CpuFeatures& f = dispatch::features();
+    switch (isa) {
+        case dispatch::Isa::scalar:
+            return true;
+        case dispatch::Isa::avx2:
+            return f.avx2_set();
+        case dispatch::Isa::avx512:
+            return f.avx512_set();
+        case dispatch::Isa::amx:
+            return f.amx_set();
+    }
+    return false;
+}
+
+class QuantVecDotIsa : public ::testing::TestWithParam<dispatch::Isa> {};
+
+TEST_P(QuantVecDotIsa, KernelsMatchTheReference) {
+    const dispatch::Isa isa = GetParam();
+    const std::string name(dispatch::isa_name(isa));
+    if (!cpu_runs(isa))
+        GTEST_SKIP() << "this CPU (or its OS) does not support " << name
+                     << ": its kernels cannot run here and are not checked";
+    const dispatch::KernelTable table = dispatch::build_table(dispatch::features(), isa);
+    std::mt19937 rng(13);
+    int checked = 0;
+    for (Type type : kWeightTypes) {
+        const dispatch::TypeKernels& k = table[type];
+        if (k.vec_dot_isa != isa) continue;
+        ++checked;
+        const TypeTraits& t = traits(type);
+        // Exact rows: the fast kernel sums in another order, which cannot matter when every
+        // partial sum is exact (see ExactWithPowerOfTwoScales).
+        for (int64_t blocks : {1, 2, 3, 4}) {
+            const int64_t n = t.block_size * blocks;
+            const std::vector<uint8_t> w = random_weights(type, n, rng);
+            std::vector<double> a;
+            const std::vector<uint8_t> aq = small_activations(t.partner, n, rng, &a);
+            EXPECT_EQ(k.vec_dot(n, w.data(), aq.data()), t.vec_dot(n, w.data(), aq.data()))
+                << name << " " << type_name(type) << " exact row, n = " << n;
+        }
+        // Realistic rows of ragged block counts.
+        const int64_t unit = std::max<int64_t>(t.block_size, 32);
+        for (int64_t blocks : {1, 2, 5, 7, 33}) {
+            const int64_t n = unit * blocks;
+            const Case c = make_case(type, n, rng);
+            EXPECT_NEAR(k.vec_dot(n, c.w.data(), c.aq.data()), c.exact, c.bound)
+                << name << " " << type_name(type) << " n = " << n;
+        }
+    }
+    std::printf("[ isa      ] %s: %d vec_dot kernels checked against the references\n",
+                name.c_str(), checked);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllIsas, QuantVecDotIsa,
+                         ::testing::Values(dispatch::Isa::avx2, dispatch::Isa::avx512,
+                                           dispatch::Isa::amx),
+                         [](const ::testing::TestParamInfo<dispatch::Isa>& param) {
+                             return std::string(dispatch::isa_name(param.param));
+                         });
+
 }  // namespace
 }  // namespace strata

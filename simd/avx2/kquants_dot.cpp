@@ -1,0 +1,122 @@
+// AVX2 dot products of Q4_K, Q5_K and Q6_K with Q8_K. Per super-block the level·q8 products and
+// their scaling by the 6- or 8-bit sub-block scales stay in int32 lanes (exact, see
+// simd/ref/kquants_dot.cpp for the ranges); one float FMA per super-block applies d_w·d_a. The
+// mins of Q4_K / Q5_K go through Q8_K's group sums, as in the reference.
+#include <immintrin.h>
+
+#include "simd/avx2/kernels.h"
+#include "simd/avx2/util.h"
+#include "simd/fp16.h"
+#include "simd/quant.h"
+#include "simd/ref/common.h"
+
+namespace strata::quant::avx2 {
+namespace {
+
+// Σ level·q8 of 32 elements with unsigned levels (≤ 63: pair sums fit int16), times `scale`,
+// as int32 lanes.
+inline __m256i scaled_dot_u8(__m256i levels, const int8_t* q8, int scale) {
+    const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8));
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(levels, y),
+                             _mm256_set1_epi16(static_cast<int16_t>(scale)));
+}
+
+// Q4_K and Q5_K: four 64-element chunks, each one byte row of nibbles (low nibble: sub-block
+// 2c, high nibble: 2c + 1); Q5_K adds bit 2c / 2c + 1 of qh[l] as +16.
+template <typename Block, bool kFifthBit>
+float dot_k4(int64_t n, const void* w, const void* a) {
+    const auto* x = static_cast<const Block*>(w);
+    const auto* y = static_cast<const block_q8_K*>(a);
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    const __m256i one = _mm256_set1_epi8(1);
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; ++i) {
+        uint8_t sc[8], m[8];
+        int msum = 0;
+        for (int j = 0; j < 8; ++j) {
+            ref::unpack_scale_min_k4(j, x[i].scales, &sc[j], &m[j]);
+            msum += m[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
+        }
+        __m256i hbits = _mm256_setzero_si256();
+        if constexpr (kFifthBit)
+            hbits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qh));
+        __m256i isum = _mm256_setzero_si256();
+        for (int c = 0; c < 4; ++c) {
+            const __m256i q =
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs + 32 * c));
+            __m256i lo = _mm256_and_si256(q, low4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+            if constexpr (kFifthBit) {
+                // Bit 2c (low half) and 2c + 1 (high half) of each qh byte, moved to bit 4. The
+                // 16-bit shifts leak bits across bytes, which the mask with 1 removes.
+                const __m256i hl = _mm256_and_si256(_mm256_srli_epi16(hbits, 2 * c), one);
+                const __m256i hh = _mm256_and_si256(_mm256_srli_epi16(hbits, 2 * c + 1), one);
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(hl, 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(hh, 4));
+            }
+            isum = _mm256_add_epi32(isum, scaled_dot_u8(lo, y[i].qs + 64 * c, sc[2 * c]));
+            isum = _mm256_add_epi32(isum, scaled_dot_u8(hi, y[i].qs + 64 * c + 32, sc[2 * c + 1]));
+        }
+        const float d = fp16_to_fp32(x[i].d) * y[i].d;
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum), acc);
+        mins += (fp16_to_fp32(x[i].dmin) * y[i].d) * static_cast<float>(msum);
+    }
+    return hsum(acc) - mins;
+}
+
+}  // namespace
+
+float vec_dot_q4_K(int64_t n, const void* w, const void* a) {
+    return dot_k4<block_q4_K, false>(n, w, a);
+}
+
+float vec_dot_q5_K(int64_t n, const void* w, const void* a) {
+    return dot_k4<block_q5_K, true>(n, w, a);
+}
+
+// Q6_K: per 128-element half, planes p = 0..3 of 32 elements; unsigned level u = low | high << 4
+// in 0..63 stands for u - 32, so Σ(u - 32)·q8 = Σu·q8 - Σ32·q8. Each plane spans two sub-blocks
+// of 16 with their own int8 scale: the low and high 128-bit halves of the int16 products.
+float vec_dot_q6_K(int64_t n, const void* w, const void* a) {
+    const auto* x = static_cast<const block_q6_K*>(w);
+    const auto* y = static_cast<const block_q8_K*>(a);
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    const __m256i low2 = _mm256_set1_epi8(0x03);
+    const __m256i offset = _mm256_set1_epi8(32);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QK_K; ++i) {
+        __m256i isum = _mm256_setzero_si256();
+        for (int h = 0; h < 2; ++h) {
+            const auto* ql = reinterpret_cast<const __m256i*>(x[i].ql + 64 * h);
+            const __m256i ql0 = _mm256_loadu_si256(ql);
+            const __m256i ql1 = _mm256_loadu_si256(ql + 1);
+            const __m256i qh =
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qh + 32 * h));
+            auto high = [&](int p) {  // bits 2p..2p+1 of qh moved to bits 4..5
+                return _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * p), low2), 4);
+            };
+            const __m256i u[4] = {
+                _mm256_or_si256(_mm256_and_si256(ql0, low4), high(0)),
+                _mm256_or_si256(_mm256_and_si256(ql1, low4), high(1)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4), high(2)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4), high(3)),
+            };
+            for (int p = 0; p < 4; ++p) {
+                const __m256i q8 = _mm256_loadu_si256(
+                    reinterpret_cast<const __m256i*>(y[i].qs + 128 * h + 32 * p));
+                const __m256i prod = _mm256_sub_epi16(_mm256_maddubs_epi16(u[p], q8),
+                                                      _mm256_maddubs_epi16(offset, q8));
+                const int sub = 8 * h + 2 * p;
+                const __m256i scales = _mm256_set_m128i(_mm_set1_epi16(x[i].scales[sub + 1]),
+                                                        _mm_set1_epi16(x[i].scales[sub]));
+                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(prod, scales));
+            }
+        }
+        const float d = fp16_to_fp32(x[i].d) * y[i].d;
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum), acc);
+    }
+    return hsum(acc);
+}
+
+}  // namespace strata::quant::avx2
