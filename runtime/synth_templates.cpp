@@ -1,0 +1,168 @@
+// Chat template strings, one adjacent-literal run per template; "\n" ends each template line.
+#include "runtime/synth_templates.h"
+
+namespace strata::synth {
+namespace {
+
+// clang-format off
+constexpr std::string_view kDeepSeekTemplate =
+    "{% if not add_generation_prompt is defined %}{% set add_generation_prompt = fals"
+    "e %}{% endif %}{% set ns = namespace(is_first=false, is_tool=false, is_output_fi"
+    "rst=true, system_prompt='', is_first_sp=true) %}{%- for message in messages %}{%"
+    "- if message['role'] == 'system' %}{%- if ns.is_first_sp %}{% set ns.system_prom"
+    "pt = ns.system_prompt + message['content'] %}{% set ns.is_first_sp = false %}{%-"
+    " else %}{% set ns.system_prompt = ns.system_prompt + '\n"
+    "\n"
+    "' + message['content'] %}{%- endif %}{%- endif %}{%- endfor %}{{bos_token}}{{ns."
+    "system_prompt}}{%- for message in messages %}{%- if message['role'] == 'user' %}"
+    "{%- set ns.is_tool = false -%}{{'<｜User｜>' + message['content']}}{%- endif %}{%-"
+    " if message['role'] == 'assistant' and message['content'] is none %}{%- set ns.i"
+    "s_tool = false -%}{%- for tool in message['tool_calls']%}{%- if not ns.is_first "
+    "%}{{'<｜Assistant｜><｜tool▁calls▁begin｜><｜tool▁call▁begin｜>' + tool['type'] + '<｜t"
+    "ool▁sep｜>' + tool['function']['name'] + '\n"
+    "' + '```json' + '\n"
+    "' + tool['function']['arguments'] + '\n"
+    "' + '```' + '<｜tool▁call▁end｜>'}}{%- set ns.is_first = true -%}{%- else %}{{'\n"
+    "' + '<｜tool▁call▁begin｜>' + tool['type'] + '<｜tool▁sep｜>' + tool['function']['na"
+    "me'] + '\n"
+    "' + '```json' + '\n"
+    "' + tool['function']['arguments'] + '\n"
+    "' + '```' + '<｜tool▁call▁end｜>'}}{{'<｜tool▁calls▁end｜><｜end▁of▁sentence｜>'}}{%- "
+    "endif %}{%- endfor %}{%- endif %}{%- if message['role'] == 'assistant' and messa"
+    "ge['content'] is not none %}{%- if ns.is_tool %}{{'<｜tool▁outputs▁end｜>' + messa"
+    "ge['content'] + '<｜end▁of▁sentence｜>'}}{%- set ns.is_tool = false -%}{%- else %}"
+    "{{'<｜Assistant｜>' + message['content'] + '<｜end▁of▁sentence｜>'}}{%- endif %}{%- "
+    "endif %}{%- if message['role'] == 'tool' %}{%- set ns.is_tool = true -%}{%- if n"
+    "s.is_output_first %}{{'<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>' + message['c"
+    "ontent'] + '<｜tool▁output▁end｜>'}}{%- set ns.is_output_first = false %}{%- else "
+    "%}{{'\n"
+    "<｜tool▁output▁begin｜>' + message['content'] + '<｜tool▁output▁end｜>'}}{%- endif %"
+    "}{%- endif %}{%- endfor -%}{% if ns.is_tool %}{{'<｜tool▁outputs▁end｜>'}}{% endif"
+    " %}{% if add_generation_prompt and not ns.is_tool %}{{'<｜Assistant｜>'}}{% endif %}";
+
+constexpr std::string_view kLlama3Template =
+    "{% set loop_messages = messages %}{% for message in loop_messages %}{% set conte"
+    "nt = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n"
+    "\n"
+    "'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set co"
+    "ntent = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_gene"
+    "ration_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n"
+    "\n"
+    "' }}{% endif %}";
+
+constexpr std::string_view kChatMLTemplate =
+    "{%- if tools %}\n"
+    "    {{- '<|im_start|>system\\n' }}\n"
+    "    {%- if messages[0].role == 'system' %}\n"
+    "        {{- messages[0].content + '\\n\\n' }}\n"
+    "    {%- endif %}\n"
+    "    {{- \"# Tools\\n\\nYou may call one or more functions to assist with the use"
+    "r query.\\n\\nYou are provided with function signatures within <tools></tools> X"
+    "ML tags:\\n<tools>\" }}\n"
+    "    {%- for tool in tools %}\n"
+    "        {{- \"\\n\" }}\n"
+    "        {{- tool | tojson }}\n"
+    "    {%- endfor %}\n"
+    "    {{- \"\\n</tools>\\n\\nFor each function call, return a json object with fun"
+    "ction name and arguments within <tool_call></tool_call> XML tags:\\n<tool_call>"
+    "\\n{\\\"name\\\": <function-name>, \\\"arguments\\\": <args-json-object>}\\n</to"
+    "ol_call><|im_end|>\\n\" }}\n"
+    "{%- else %}\n"
+    "    {%- if messages[0].role == 'system' %}\n"
+    "        {{- '<|im_start|>system\\n' + messages[0].content + '<|im_end|>\\n' }}\n"
+    "    {%- endif %}\n"
+    "{%- endif %}\n"
+    "{%- set ns = namespace(multi_step_tool=true, last_query_index=messages|length - 1) %}\n"
+    "{%- for message in messages[::-1] %}\n"
+    "    {%- set index = (messages|length - 1) - loop.index0 %}\n"
+    "    {%- if ns.multi_step_tool and message.role == \"user\" and not(message.conte"
+    "nt.startswith('<tool_response>') and message.content.endswith('</tool_response>')) %}\n"
+    "        {%- set ns.multi_step_tool = false %}\n"
+    "        {%- set ns.last_query_index = index %}\n"
+    "    {%- endif %}\n"
+    "{%- endfor %}\n"
+    "{%- for message in messages %}\n"
+    "    {%- if (message.role == \"user\") or (message.role == \"system\" and not loo"
+    "p.first) %}\n"
+    "        {{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|"
+    ">' + '\\n' }}\n"
+    "    {%- elif message.role == \"assistant\" %}\n"
+    "        {%- set content = message.content %}\n"
+    "        {%- set reasoning_content = '' %}\n"
+    "        {%- if message.reasoning_content is defined and message.reasoning_conten"
+    "t is not none %}\n"
+    "            {%- set reasoning_content = message.reasoning_content %}\n"
+    "        {%- else %}\n"
+    "            {%- if '</think>' in message.content %}\n"
+    "                {%- set content = message.content.split('</think>')[-1].lstrip('"
+    "\\n') %}\n"
+    "                {%- set reasoning_content = message.content.split('</think>')[0]"
+    ".rstrip('\\n').split('<think>')[-1].lstrip('\\n') %}\n"
+    "            {%- endif %}\n"
+    "        {%- endif %}\n"
+    "        {%- if loop.index0 > ns.last_query_index %}\n"
+    "            {%- if loop.last or (not loop.last and reasoning_content) %}\n"
+    "                {{- '<|im_start|>' + message.role + '\\n<think>\\n' + reasoning_"
+    "content.strip('\\n') + '\\n</think>\\n\\n' + content.lstrip('\\n') }}\n"
+    "            {%- else %}\n"
+    "                {{- '<|im_start|>' + message.role + '\\n' + content }}\n"
+    "            {%- endif %}\n"
+    "        {%- else %}\n"
+    "            {{- '<|im_start|>' + message.role + '\\n' + content }}\n"
+    "        {%- endif %}\n"
+    "        {%- if message.tool_calls %}\n"
+    "            {%- for tool_call in message.tool_calls %}\n"
+    "                {%- if (loop.first and content) or (not loop.first) %}\n"
+    "                    {{- '\\n' }}\n"
+    "                {%- endif %}\n"
+    "                {%- if tool_call.function %}\n"
+    "                    {%- set tool_call = tool_call.function %}\n"
+    "                {%- endif %}\n"
+    "                {{- '<tool_call>\\n{\"name\": \"' }}\n"
+    "                {{- tool_call.name }}\n"
+    "                {{- '\", \"arguments\": ' }}\n"
+    "                {%- if tool_call.arguments is string %}\n"
+    "                    {{- tool_call.arguments }}\n"
+    "                {%- else %}\n"
+    "                    {{- tool_call.arguments | tojson }}\n"
+    "                {%- endif %}\n"
+    "                {{- '}\\n</tool_call>' }}\n"
+    "            {%- endfor %}\n"
+    "        {%- endif %}\n"
+    "        {{- '<|im_end|>\\n' }}\n"
+    "    {%- elif message.role == \"tool\" %}\n"
+    "        {%- if loop.first or (messages[loop.index0 - 1].role != \"tool\") %}\n"
+    "            {{- '<|im_start|>user' }}\n"
+    "        {%- endif %}\n"
+    "        {{- '\\n<tool_response>\\n' }}\n"
+    "        {{- message.content }}\n"
+    "        {{- '\\n</tool_response>' }}\n"
+    "        {%- if loop.last or (messages[loop.index0 + 1].role != \"tool\") %}\n"
+    "            {{- '<|im_end|>\\n' }}\n"
+    "        {%- endif %}\n"
+    "    {%- endif %}\n"
+    "{%- endfor %}\n"
+    "{%- if add_generation_prompt %}\n"
+    "    {{- '<|im_start|>assistant\\n' }}\n"
+    "    {%- if enable_thinking is defined and enable_thinking is false %}\n"
+    "        {{- '<think>\\n\\n</think>\\n\\n' }}\n"
+    "    {%- endif %}\n"
+    "{%- endif %}";
+
+// clang-format on
+
+}  // namespace
+
+std::string_view chat_template(Arch arch) {
+    switch (arch) {
+        case Arch::Llama:
+            return kLlama3Template;
+        case Arch::Qwen2:
+            return kChatMLTemplate;
+        case Arch::DeepSeek2:
+            break;
+    }
+    return kDeepSeekTemplate;
+}
+
+}  // namespace strata::synth
