@@ -658,5 +658,55 @@ TEST(SynthCli, WritesAndReportsErrors) {
     }
 }
 
+// Every preset, written by the command line, passes `strata inspect` (bench as shape only: its
+// data takes minutes to draw).
+TEST(SynthCli, EveryPresetPassesInspect) {
+    test::TempDir dir;
+    int n = 0;
+    for (const PresetInfo& p : presets()) {
+        const std::string name = fmt::format("{}-{}", p.name, arch_name(p.arch));
+        SCOPED_TRACE(name);
+        const std::string out = (dir / (name + ".gguf")).string();
+        std::string args =
+            fmt::format("synth --arch {} --preset {} -o {}", arch_name(p.arch), p.name, out);
+        if (p.name == "bench") args += " --shape-only";
+        const auto w = test::run_strata(args);
+        ASSERT_EQ(w.status, 0) << w.err;
+        const std::string first =
+            p.name == "r1-671b" ? (dir / (name + "-00001-of-00009.gguf")).string() : out;
+        const auto r = test::run_strata("inspect --json " + first);
+        ASSERT_EQ(r.status, 0) << r.err;
+        const Json j = Json::parse(r.out);
+        EXPECT_EQ(j["valid"], true) << j["problems"];
+        EXPECT_EQ(j["arch"], std::string(arch_name(p.arch)));
+        ++n;
+    }
+    EXPECT_EQ(n, 16);
+}
+
+TEST(SynthCli, SplitAndShapeOnlyOptions) {
+    test::TempDir dir;
+    const std::string out = (dir / "ds.gguf").string();
+    const auto w =
+        test::run_strata("synth --arch deepseek2 --preset tiny --split-max-size 3M -o " + out);
+    ASSERT_EQ(w.status, 0) << w.err;
+    // 11.8 MiB of tensors in files of at most 3·10⁶ bytes of data: at least four files.
+    std::string first;
+    for (const auto& e : std::filesystem::directory_iterator(dir.path()))
+        if (e.path().filename().string().starts_with("ds-00001-of-")) first = e.path().string();
+    ASSERT_FALSE(first.empty()) << w.out;
+    const gguf::File f = gguf::File::open(first);
+    EXPECT_GE(f.shards().size(), 4u);
+    EXPECT_EQ(f.tensors().size(), 34u);
+    EXPECT_TRUE(Model::validate(f).empty());
+    for (const gguf::Shard& s : f.shards()) EXPECT_LE(s.file_bytes - s.data_offset, 3'000'000u);
+
+    const std::string sparse = (dir / "sparse.gguf").string();
+    const auto s = test::run_strata("synth --arch llama --preset bench --shape-only -o " + sparse);
+    ASSERT_EQ(s.status, 0) << s.err;
+    EXPECT_GT(std::filesystem::file_size(sparse), uint64_t{500} << 20);
+    EXPECT_LT(disk_bytes(sparse), uint64_t{1} << 20);
+}
+
 }  // namespace
 }  // namespace strata::synth
