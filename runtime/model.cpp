@@ -188,6 +188,7 @@ class Binder {
         hp.yarn_beta_fast = real("rope.scaling.yarn_beta_fast", 32.0f);
         hp.yarn_beta_slow = real("rope.scaling.yarn_beta_slow", 1.0f);
         hp.yarn_log_mul = real("rope.scaling.yarn_log_multiplier", 0.0f);
+        hp.rope_attn_factor = real("rope.scaling.attn_factor", 1.0f);
         if (hp.scaling == RopeScaling::Yarn && hp.rope_orig_ctx == 0)
             problem(fmt::format("YaRN scaling needs '{}'",
                                 key("rope.scaling.original_context_length")));

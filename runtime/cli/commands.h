@@ -8,6 +8,9 @@ namespace strata::cli {
 
 void add_inspect(CLI::App& app);
 void add_synth(CLI::App& app);
+void add_eval(CLI::App& app);
+void add_run(CLI::App& app);
+void add_bench(CLI::App& app);
 void add_tokenize(CLI::App& app);
 
 }  // namespace strata::cli

@@ -13,6 +13,9 @@ int main(int argc, char** argv) {
     app.fallthrough(false);
     strata::cli::add_inspect(app);
     strata::cli::add_synth(app);
+    strata::cli::add_eval(app);
+    strata::cli::add_run(app);
+    strata::cli::add_bench(app);
     strata::cli::add_tokenize(app);
 
     try {

@@ -1,0 +1,58 @@
+// Attention over the cache, one (token, head) pair per task.
+#include "runtime/arch/attention.h"
+
+#include <algorithm>
+
+#include "runtime/ops.h"
+#include "simd/float_order.h"
+
+namespace strata::arch {
+
+void attend(const AttentionShape& s, const KvCache& cache, int64_t layer, int64_t pos0, int64_t n,
+            const float* q, int64_t q_stride, float* out, int64_t out_stride,
+            std::vector<float>& scratch) {
+    const int64_t group = s.n_head / s.n_head_kv;
+    const int64_t n_kv = pos0 + n;  // the reference's cache view for this batch
+    const int64_t jobs = n * s.n_head;
+
+    // Value rows over positions: the transposed V cache, or (MLA) the latent part of the key
+    // rows transposed once per call, as the reference makes it contiguous before its product.
+    const float* latent_t = nullptr;
+    if (s.values_in_keys) {
+        scratch.resize(static_cast<size_t>(s.v_dim * n_kv));
+        for (int64_t j = 0; j < n_kv; ++j) {
+            const float* row = cache.k(layer, j);
+            for (int64_t i = 0; i < s.v_dim; ++i)
+                scratch[static_cast<size_t>(i * n_kv + j)] = row[i];
+        }
+        latent_t = scratch.data();
+    }
+    const bool gemm_order = n_kv % 16 == 0;
+
+    // Rough multiply-adds; small batches stay on one thread.
+    const bool parallel = jobs * n_kv * (s.k_dim + s.v_dim) >= (1 << 18);
+#pragma omp parallel if (parallel)
+    {
+        std::vector<float> scores(static_cast<size_t>(n_kv));  // (n_kv) of one query
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t job = 0; job < jobs; ++job) {
+            const int64_t t = job / s.n_head, h = job % s.n_head, g = h / group;
+            const int64_t n_valid = pos0 + t + 1;  // causal: itself and everything before
+            const float* qh = q + t * q_stride + h * s.k_dim;
+            for (int64_t j = 0; j < n_valid; ++j) {
+                const float* kj = cache.k(layer, j) + g * s.k_dim;
+                scores[static_cast<size_t>(j)] = simd::dot_f32_vec(kj, qh, s.k_dim) * s.scale;
+            }
+            ops::softmax(scores.data(), n_valid);
+            float* oh = out + t * out_stride + h * s.v_dim;
+            for (int64_t i = 0; i < s.v_dim; ++i) {
+                const float* vi =
+                    latent_t ? latent_t + i * n_kv : cache.v_col(layer, g * s.v_dim + i);
+                oh[i] = gemm_order ? simd::dot_f32_gemm(vi, scores.data(), n_valid)
+                                   : simd::dot_f32_vec_prefix(vi, scores.data(), n_valid, n_kv);
+            }
+        }
+    }
+}
+
+}  // namespace strata::arch

@@ -1,0 +1,35 @@
+// Causal softmax attention of a batch of query rows over the KV cache.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "runtime/kv_cache.h"
+
+namespace strata::arch {
+
+struct AttentionShape {
+    int64_t n_head = 0;
+    int64_t n_head_kv = 0;  // query head h reads KV head h / (n_head / n_head_kv)
+    int64_t k_dim = 0;      // key (and query) length per head
+    int64_t v_dim = 0;      // value length per head
+    float scale = 1.0f;     // applied to q·k before the softmax
+    // MLA: no V rows; a head's values are the first v_dim elements of its key row (the latent).
+    bool values_in_keys = false;
+};
+
+// For query rows t < n at positions pos0 + t: out head h = Σ_j softmax_j(scale · q_h · k_j) v_j
+// over cache positions j ≤ pos0 + t of `layer`. q head h starts at q + t·q_stride + h·k_dim, out
+// head h at out + t·out_stride + h·v_dim. Work is split over (token, head) across OpenMP threads.
+//
+// Rounded as llama.cpp's non-flash attention over a batch whose cache view holds
+// n_kv = pos0 + n positions, later ones masked: q·k as ggml_vec_dot_f32; the softmax of the
+// unmasked scores (ops::softmax; its vector-exp groups follow the unmasked length, which the
+// golden quantized cases confirm bit for bit); the weighted sum of values as the reference's
+// matrix product over n_kv (tinyBLAS when n_kv is a multiple of 16, ggml_vec_dot_f32 otherwise,
+// masked terms being zero). `scratch` holds the values transposed for MLA.
+void attend(const AttentionShape& s, const KvCache& cache, int64_t layer, int64_t pos0, int64_t n,
+            const float* q, int64_t q_stride, float* out, int64_t out_stride,
+            std::vector<float>& scratch);
+
+}  // namespace strata::arch

@@ -1,0 +1,73 @@
+// Pieces every architecture's forward pass shares: weight views, the token embedding, RoPE
+// settings from the hyperparameters, the SwiGLU feed-forward block and the output head.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "runtime/gguf.h"
+#include "runtime/model.h"
+#include "runtime/ops.h"
+#include "simd/matmul.h"
+
+namespace strata::arch {
+
+// A 2-D weight [n_in, n_out] as n_out rows; throws strata::Error naming the tensor when Strata
+// cannot multiply its type.
+simd::Matrix matrix(const gguf::Tensor& t);
+// Slice i2 of a 3-D weight [n_in, n_out, n] (one expert, or one head of attn_k_b / attn_v_b).
+simd::Matrix matrix_slice(const gguf::Tensor& t, int64_t i2);
+
+// A copy of an F32 vector tensor (norm weights, biases); empty for a null tensor.
+std::vector<float> f32_copy(const gguf::Tensor* t);
+
+// Row `token` of the embedding table as floats (dequantized for quantized tables).
+void embed_row(const gguf::Tensor& t, int32_t token, float* out);
+
+// 1 / the context-extension factor, or 1 without rope scaling.
+float rope_freq_scale(const HParams& hp);
+// mscale_all_dim: the YaRN log multiplier llama.cpp uses (deepseek2 only; 0 elsewhere).
+float yarn_log_mul(const HParams& hp);
+// The cos/sin magnitude llama.cpp hands the rope kernel, before the kernel's own YaRN factor.
+float rope_attn_factor(const HParams& hp);
+
+// RoPE as llama.cpp sets it up for this model: frequency scale, YaRN ramp and magnitude,
+// llama3 frequency factors. `layout` is the architecture's pair layout.
+ops::RopeParams rope_params(const Model& model, ops::RopeLayout layout);
+
+// Cos/sin tables of positions pos0 … pos0 + n - 1: (n, n_rot).
+std::vector<float> rope_tables(const ops::RopeParams& p, int64_t pos0, int64_t n);
+
+// A buffer of at least n floats, grown on demand and reused across calls.
+float* grow(std::vector<float>& v, int64_t n);
+
+// gate/up/down of a SwiGLU feed-forward block: down(silu(gate x) · up x).
+struct Ffn {
+    simd::Matrix gate;  // [n_embd, n_ff]
+    simd::Matrix up;    // [n_embd, n_ff]
+    simd::Matrix down;  // [n_ff, n_embd]
+};
+
+// Work buffers of an Ffn evaluation, reused across layers.
+struct FfnScratch {
+    std::vector<float> gate;  // (n_rows, n_ff)
+    std::vector<float> up;    // (n_rows, n_ff)
+    simd::Activations act;
+};
+
+// out (n_rows, n_embd) = FFN of x (n_rows, n_embd).
+void run_ffn(const Ffn& w, const float* x, int64_t n_rows, float* out, FfnScratch& s);
+
+// Final norm and lm_head of the output rows: logits (n_out_rows, n_vocab) of x rows
+// [first, first + n_out_rows) of (.., n_embd).
+struct OutputHead {
+    std::vector<float> norm;  // (n_embd)
+    simd::Matrix output;      // [n_embd, n_vocab]
+    float eps = 1e-5f;
+
+    explicit OutputHead(const Model& model);
+    void run(const float* x, int64_t n_embd, int64_t n_rows, float* logits, std::vector<float>& tmp,
+             simd::Activations& act) const;
+};
+
+}  // namespace strata::arch

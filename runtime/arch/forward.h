@@ -1,0 +1,37 @@
+// The forward pass of one architecture: tokens in, logits out, keys and values into the cache.
+//
+// A batch of tokens is computed in one pass with a causal mask: token t at position pos0 + t
+// attends to every cached position up to its own. Each token's arithmetic does not depend on
+// which other tokens share its batch, so a prompt evaluated in one batch and the same prompt
+// evaluated in pieces give the same logits.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+
+#include "runtime/kv_cache.h"
+#include "runtime/model.h"
+
+namespace strata {
+
+class Forward {
+  public:
+    virtual ~Forward() = default;
+
+    // The cache rows this architecture keeps per token and layer.
+    virtual KvLayout kv_layout() const = 0;
+
+    // Runs tokens at positions pos0, pos0 + 1, …; writes their cache rows. With all_logits,
+    // `logits` receives tokens.size() rows of n_vocab floats, otherwise the last token's row only;
+    // null skips the output head.
+    // Callers check token ids and that pos0 + tokens.size() <= cache.n_ctx().
+    virtual void run(std::span<const int32_t> tokens, int64_t pos0, KvCache& cache, bool all_logits,
+                     float* logits) = 0;
+};
+
+// The forward pass of the model's architecture; throws strata::Error naming the tensor when a
+// weight has a type Strata cannot multiply yet.
+std::unique_ptr<Forward> make_forward(const Model& model);
+
+}  // namespace strata

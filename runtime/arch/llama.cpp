@@ -1,0 +1,139 @@
+// llama (Llama 2/3, R1-Distill-Llama): pre-norm decoder with grouped-query attention, RoPE on
+// adjacent pairs (llama3 frequency factors when rope_freqs.weight is present), SwiGLU FFN, tied
+// or separate output. qwen2 is the same decoder with NEOX rope and Q/K/V biases (qwen2.cpp).
+#include <cmath>
+#include <cstring>
+
+#include "runtime/arch/archs.h"
+#include "runtime/arch/attention.h"
+#include "runtime/arch/common.h"
+
+namespace strata::arch {
+namespace {
+
+struct GqaLayer {
+    std::vector<float> attn_norm;   // (n_embd)
+    simd::Matrix wq;                // [n_embd, n_head · head_dim]
+    simd::Matrix wk;                // [n_embd, n_head_kv · head_dim]
+    simd::Matrix wv;                // [n_embd, n_head_kv · head_dim]
+    simd::Matrix wo;                // [n_head · head_dim, n_embd]
+    std::vector<float> bq, bk, bv;  // biases of q / k / v, empty when absent
+    std::vector<float> ffn_norm;    // (n_embd)
+    Ffn ffn;
+};
+
+class GqaForward final : public Forward {
+  public:
+    GqaForward(const Model& model, ops::RopeLayout layout)
+        : model_(model), hp_(model.hparams()), head_(model) {
+        rope_ = rope_params(model, layout);
+        for (const LayerWeights& l : model.layers()) {
+            GqaLayer g;
+            g.attn_norm = f32_copy(l.attn_norm);
+            g.wq = matrix(*l.attn_q);
+            g.wk = matrix(*l.attn_k);
+            g.wv = matrix(*l.attn_v);
+            g.wo = matrix(*l.attn_output);
+            g.bq = f32_copy(l.attn_q_bias);
+            g.bk = f32_copy(l.attn_k_bias);
+            g.bv = f32_copy(l.attn_v_bias);
+            g.ffn_norm = f32_copy(l.ffn_norm);
+            g.ffn = {matrix(*l.ffn_gate), matrix(*l.ffn_up), matrix(*l.ffn_down)};
+            layers_.push_back(std::move(g));
+        }
+    }
+
+    KvLayout kv_layout() const override {
+        const int64_t width = hp_.n_head_kv * hp_.head_dim;
+        return {hp_.n_layer, width, width};
+    }
+
+    void run(std::span<const int32_t> tokens, int64_t pos0, KvCache& cache, bool all_logits,
+             float* logits) override {
+        const int64_t n = static_cast<int64_t>(tokens.size());
+        const int64_t n_embd = hp_.n_embd, hd = hp_.head_dim;
+        const int64_t q_dim = hp_.n_head * hd, kv_dim = hp_.n_head_kv * hd;
+        float* x = grow(x_, n * n_embd);
+        float* xn = grow(xn_, n * n_embd);
+        float* q = grow(q_, n * q_dim);
+        float* k = grow(k_, n * kv_dim);
+        float* v = grow(v_, n * kv_dim);
+        float* att = grow(att_, n * q_dim);
+        float* out = grow(out_, n * n_embd);
+        for (int64_t t = 0; t < n; ++t) embed_row(*model_.token_embd, tokens[t], x + t * n_embd);
+        const std::vector<float> tables = rope_tables(rope_, pos0, n);
+
+        for (int64_t il = 0; il < hp_.n_layer; ++il) {
+            const GqaLayer& L = layers_[static_cast<size_t>(il)];
+            for (int64_t t = 0; t < n; ++t) {
+                ops::rms_norm(x + t * n_embd, L.attn_norm.data(), n_embd, hp_.rms_eps,
+                              xn + t * n_embd);
+            }
+            project(L.wq, L.bq, xn, n, q);
+            project(L.wk, L.bk, xn, n, k);
+            project(L.wv, L.bv, xn, n, v);
+            for (int64_t t = 0; t < n; ++t) {
+                const float* table = tables.data() + t * rope_.n_rot;
+                for (int64_t h = 0; h < hp_.n_head; ++h)
+                    ops::rope_apply(rope_, table, q + t * q_dim + h * hd);
+                for (int64_t h = 0; h < hp_.n_head_kv; ++h)
+                    ops::rope_apply(rope_, table, k + t * kv_dim + h * hd);
+                std::memcpy(cache.k(il, pos0 + t), k + t * kv_dim, sizeof(float) * kv_dim);
+                for (int64_t i = 0; i < kv_dim; ++i)
+                    cache.v_col(il, i)[pos0 + t] = v[t * kv_dim + i];
+            }
+            AttentionShape shape;
+            shape.n_head = hp_.n_head;
+            shape.n_head_kv = hp_.n_head_kv;
+            shape.k_dim = hd;
+            shape.v_dim = hd;
+            shape.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+            attend(shape, cache, il, pos0, n, q, q_dim, att, q_dim, attn_scratch_);
+            simd::matmul(L.wo, att, q_dim, n, out, n_embd, act_);
+            ops::add(x, out, n * n_embd);
+
+            for (int64_t t = 0; t < n; ++t) {
+                ops::rms_norm(x + t * n_embd, L.ffn_norm.data(), n_embd, hp_.rms_eps,
+                              xn + t * n_embd);
+            }
+            run_ffn(L.ffn, xn, n, out, ffn_);
+            ops::add(x, out, n * n_embd);
+        }
+        if (!logits) return;
+        const int64_t first = all_logits ? 0 : n - 1;
+        head_.run(x + first * n_embd, n_embd, n - first, logits, xn_, act_);
+    }
+
+  private:
+    // y (n, w.n_out) = w · x (+ bias).
+    void project(const simd::Matrix& w, const std::vector<float>& bias, const float* x, int64_t n,
+                 float* y) {
+        simd::matmul(w, x, w.n_in, n, y, w.n_out, act_);
+        if (bias.empty()) return;
+        for (int64_t t = 0; t < n; ++t) ops::add(y + t * w.n_out, bias.data(), w.n_out);
+    }
+
+    const Model& model_;
+    const HParams& hp_;
+    ops::RopeParams rope_;
+    std::vector<GqaLayer> layers_;
+    OutputHead head_;
+    std::vector<float> x_;    // (n, n_embd) residual stream
+    std::vector<float> xn_;   // (n, n_embd) normalised input of a block
+    std::vector<float> q_;    // (n, n_head · head_dim)
+    std::vector<float> k_;    // (n, n_head_kv · head_dim)
+    std::vector<float> v_;    // (n, n_head_kv · head_dim)
+    std::vector<float> att_;  // (n, n_head · head_dim) attention output before attn_output
+    std::vector<float> out_;  // (n, n_embd) block output
+    std::vector<float> attn_scratch_;
+    FfnScratch ffn_;
+    simd::Activations act_;
+};
+
+}  // namespace
+
+std::unique_ptr<Forward> make_gqa_forward(const Model& model, ops::RopeLayout layout) {
+    return std::make_unique<GqaForward>(model, layout);
+}
+
+}  // namespace strata::arch

@@ -1,0 +1,110 @@
+// strata bench: prefill and decode speed of a model.
+//   strata bench -m MODEL [-p 512] [-n 128] [--threads N] [--seed S] [--json]
+// Prefills -p random token ids in one batch, then decodes -n tokens one at a time (each the
+// argmax of the previous logits), and reports tokens per second of both phases and the peak
+// resident memory. --json prints one object with at least prefill_tps, decode_tps,
+// peak_rss_bytes and threads.
+#include <fmt/format.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "runtime/cli/commands.h"
+#include "runtime/cli/infer_args.h"
+#include "runtime/error.h"
+#include "runtime/progress.h"
+
+namespace strata::cli {
+namespace {
+
+struct BenchOptions {
+    std::string model;
+    int64_t n_prompt = 512;
+    int64_t n_gen = 128;
+    int threads = 0;
+    uint64_t seed = 1;
+    bool json = false;
+};
+
+void run_bench(const BenchOptions& o) {
+    if (o.n_prompt < 1) throw UsageError(fmt::format("-p is {}, expected at least 1", o.n_prompt));
+    if (o.n_gen < 0) throw UsageError(fmt::format("-n is {}, expected 0 or more", o.n_gen));
+    const Model model = load_model(o.model);
+    SessionOptions so;
+    so.n_ctx = o.n_prompt + o.n_gen;
+    so.n_batch = o.n_prompt;
+    so.n_threads = o.threads;
+    Session session(model, so);
+    const int threads = omp_get_max_threads();
+
+    std::mt19937_64 rng(o.seed);
+    std::uniform_int_distribution<int32_t> pick(0, static_cast<int32_t>(session.n_vocab() - 1));
+    std::vector<int32_t> prompt(static_cast<size_t>(o.n_prompt));
+    for (int32_t& id : prompt) id = pick(rng);
+
+    using Clock = std::chrono::steady_clock;
+    if (!o.json)
+        std::fprintf(stderr, "prefill of %lld tokens ...\n", static_cast<long long>(o.n_prompt));
+    const auto t0 = Clock::now();
+    std::span<const float> logits = session.decode(prompt);
+    const auto t1 = Clock::now();
+    Progress progress("decode", static_cast<uint64_t>(o.n_gen));
+    for (int64_t i = 0; i < o.n_gen; ++i) {
+        const auto id =
+            static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+        logits = session.decode({&id, 1});
+        progress.update(static_cast<uint64_t>(i + 1));
+    }
+    progress.finish();
+    const auto t2 = Clock::now();
+
+    const double prefill_s = std::chrono::duration<double>(t1 - t0).count();
+    const double decode_s = std::chrono::duration<double>(t2 - t1).count();
+    const double prefill_tps = prefill_s > 0 ? static_cast<double>(o.n_prompt) / prefill_s : 0.0;
+    const double decode_tps = decode_s > 0 ? static_cast<double>(o.n_gen) / decode_s : 0.0;
+    const uint64_t rss = peak_rss_bytes();
+    if (o.json) {
+        nlohmann::json j;
+        j["model"] = o.model;
+        j["arch"] = arch_name(model.hparams().arch);
+        j["file_bytes"] = model.file().file_bytes();
+        j["n_prompt"] = o.n_prompt;
+        j["n_gen"] = o.n_gen;
+        j["prefill_s"] = prefill_s;
+        j["decode_s"] = decode_s;
+        j["prefill_tps"] = prefill_tps;
+        j["decode_tps"] = decode_tps;
+        j["peak_rss_bytes"] = rss;
+        j["kv_cache_bytes"] = session.cache_bytes();
+        j["threads"] = threads;
+        fmt::print("{}\n", j.dump());
+        return;
+    }
+    fmt::print("model     {} ({}, {})\n", o.model, arch_name(model.hparams().arch),
+               format_bytes(model.file().file_bytes()));
+    fmt::print("threads   {}\n", threads);
+    fmt::print("prefill   {} tokens in {:.3f} s: {:.2f} tokens/s\n", o.n_prompt, prefill_s,
+               prefill_tps);
+    fmt::print("decode    {} tokens in {:.3f} s: {:.2f} tokens/s\n", o.n_gen, decode_s, decode_tps);
+    fmt::print("peak RSS  {}\n", format_bytes(rss));
+}
+
+}  // namespace
+
+void add_bench(CLI::App& app) {
+    auto* cmd = app.add_subcommand("bench", "Measure prefill and decode speed");
+    static BenchOptions o;
+    cmd->add_option("-m,--model", o.model, "GGUF model file")->required();
+    cmd->add_option("-p,--n-prompt", o.n_prompt, "Prompt tokens")->capture_default_str();
+    cmd->add_option("-n,--n-gen", o.n_gen, "Generated tokens")->capture_default_str();
+    cmd->add_option("--threads", o.threads, "Threads (default: one per core)");
+    cmd->add_option("--seed", o.seed, "Seed of the random prompt")->capture_default_str();
+    cmd->add_flag("--json", o.json, "Print one JSON object");
+    cmd->callback([] { run_bench(o); });
+}
+
+}  // namespace strata::cli

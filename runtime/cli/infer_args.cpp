@@ -1,0 +1,84 @@
+// Shared option handling of eval, run and bench.
+#include "runtime/cli/infer_args.h"
+
+#include <charconv>
+#include <fstream>
+#include <random>
+
+#include "runtime/error.h"
+
+namespace strata::cli {
+
+std::vector<int32_t> parse_token_list(const std::string& text) {
+    std::vector<int32_t> ids;
+    size_t i = 0;
+    while (i < text.size()) {
+        const char c = text[i];
+        if (c == ',' || c == ' ' || c == '\t' || c == '\n') {
+            ++i;
+            continue;
+        }
+        int32_t v = 0;
+        const auto [end, ec] = std::from_chars(text.data() + i, text.data() + text.size(), v);
+        if (ec != std::errc() || end == text.data() + i) {
+            throw UsageError(fmt::format("--tokens: '{}' at offset {} is not a token id",
+                                         text.substr(i, 12), i));
+        }
+        ids.push_back(v);
+        i = static_cast<size_t>(end - text.data());
+    }
+    if (ids.empty()) throw UsageError("--tokens: no token ids given");
+    return ids;
+}
+
+Model load_model(const std::string& path) {
+    return Model::load(gguf::File::open(path));
+}
+
+void add_session_options(CLI::App* cmd, SessionOptions& options) {
+    cmd->add_option("--ctx", options.n_ctx,
+                    "Context size in tokens (default: the training context, at most 4096)");
+    cmd->add_option("--batch", options.n_batch, "Tokens per forward pass when prefilling")
+        ->capture_default_str();
+    cmd->add_option("--threads", options.n_threads, "Threads (default: one per core)");
+}
+
+void SamplingFlags::add(CLI::App* cmd) {
+    cmd->add_option("--temp", temperature, "Temperature; 0 is greedy");
+    cmd->add_option("--top-k", top_k, "Keep the k most likely tokens (0: off)");
+    cmd->add_option("--top-p", top_p, "Keep the most likely tokens up to this probability mass");
+    cmd->add_option("--min-p", min_p, "Drop tokens less likely than this times the best");
+    cmd->add_option("--repeat-penalty", repeat_penalty, "Penalty for recent tokens (1: off)");
+    cmd->add_option("--repeat-last-n", repeat_last_n, "How many recent tokens are penalised");
+    cmd->add_option("--seed", seed, "Random seed (default: random)");
+    cmd->add_flag("--greedy", greedy, "Always take the most likely token");
+}
+
+SamplerParams SamplingFlags::resolve(const Model& model) const {
+    SamplerParams p = default_sampling(model);
+    if (temperature) p.temperature = *temperature;
+    if (top_k) p.top_k = *top_k;
+    if (top_p) p.top_p = *top_p;
+    if (min_p) p.min_p = *min_p;
+    if (repeat_penalty) p.repeat_penalty = *repeat_penalty;
+    if (repeat_last_n) p.repeat_last_n = *repeat_last_n;
+    if (greedy) p.temperature = 0.0f;
+    p.seed = seed ? *seed : std::random_device{}();
+    return p;
+}
+
+uint64_t peak_rss_bytes() {
+    std::ifstream in("/proc/self/status");
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind("VmHWM:", 0) != 0) continue;
+        uint64_t kb = 0;
+        const char* p = line.c_str() + 6;
+        while (*p == ' ' || *p == '\t') ++p;
+        std::from_chars(p, line.c_str() + line.size(), kb);
+        return kb * 1024;
+    }
+    return 0;
+}
+
+}  // namespace strata::cli

@@ -1,0 +1,41 @@
+// Options and helpers shared by the inference commands (eval, run, bench).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "runtime/model.h"
+#include "runtime/sampler.h"
+#include "runtime/session.h"
+
+namespace strata::cli {
+
+// "1,2,3" (commas and/or spaces) → ids; throws UsageError naming --tokens on anything else.
+std::vector<int32_t> parse_token_list(const std::string& text);
+
+// Opens and binds a model file.
+Model load_model(const std::string& path);
+
+// --ctx, --batch, --threads.
+void add_session_options(CLI::App* cmd, SessionOptions& options);
+
+// Sampling flags. Each flag given overrides the model's defaults (default_sampling); --seed
+// absent means a fresh random seed.
+struct SamplingFlags {
+    std::optional<float> temperature, top_p, min_p, repeat_penalty;
+    std::optional<int64_t> top_k, repeat_last_n;
+    std::optional<uint64_t> seed;
+    bool greedy = false;
+
+    void add(CLI::App* cmd);
+    SamplerParams resolve(const Model& model) const;
+};
+
+// Peak resident memory of this process in bytes (VmHWM), or 0 when unknown.
+uint64_t peak_rss_bytes();
+
+}  // namespace strata::cli

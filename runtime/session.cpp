@@ -1,0 +1,94 @@
+// Session: context bookkeeping around the forward pass.
+#include "runtime/session.h"
+
+#include <omp.h>
+
+#include <algorithm>
+
+#include "runtime/arch/forward.h"
+#include "runtime/error.h"
+
+namespace strata {
+namespace {
+
+int64_t default_ctx(const HParams& hp) {
+    constexpr int64_t kDefault = 4096;
+    return hp.n_ctx_train > 0 ? std::min(hp.n_ctx_train, kDefault) : kDefault;
+}
+
+}  // namespace
+
+Session::Session(const Model& model, const SessionOptions& options)
+    : model_(&model),
+      forward_(make_forward(model)),
+      cache_(forward_->kv_layout(),
+             options.n_ctx > 0 ? options.n_ctx : default_ctx(model.hparams())),
+      n_batch_(options.n_batch) {
+    if (options.n_ctx < 0) fail("--ctx is {}, expected a positive number of tokens", options.n_ctx);
+    if (n_batch_ <= 0) fail("--batch is {}, expected a positive number of tokens", n_batch_);
+    if (options.n_threads < 0)
+        fail("--threads is {}, expected a positive number", options.n_threads);
+    if (options.n_threads > 0) omp_set_num_threads(options.n_threads);
+    last_.resize(static_cast<size_t>(n_vocab()));
+}
+
+Session::~Session() = default;
+Session::Session(Session&&) noexcept = default;
+Session& Session::operator=(Session&&) noexcept = default;
+
+void Session::evaluate(std::span<const int32_t> tokens, bool all_logits, float* logits) {
+    const int64_t n = static_cast<int64_t>(tokens.size());
+    if (n == 0) fail("no tokens to evaluate");
+    const int64_t vocab = n_vocab();
+    for (size_t i = 0; i < tokens.size(); ++i) {
+        if (tokens[i] < 0 || tokens[i] >= vocab) {
+            fail("token id {} (input position {}) is outside the vocabulary of {} tokens",
+                 tokens[i], i, vocab);
+        }
+    }
+    if (n > n_ctx() - n_past()) {
+        fail("context overflow: {} tokens in the context and {} new ones exceed --ctx {}", n_past(),
+             n, n_ctx());
+    }
+    for (int64_t done = 0; done < n; done += n_batch_) {
+        const int64_t m = std::min(n_batch_, n - done);
+        const bool last_batch = done + m == n;
+        // Earlier batches only fill the cache unless every token's logits are wanted.
+        float* out = all_logits ? logits + done * vocab : (last_batch ? logits : nullptr);
+        forward_->run(tokens.subspan(static_cast<size_t>(done), static_cast<size_t>(m)), n_past(),
+                      cache_, all_logits, out);
+        tokens_.insert(tokens_.end(), tokens.begin() + done, tokens.begin() + done + m);
+    }
+}
+
+std::span<const float> Session::decode(std::span<const int32_t> tokens) {
+    evaluate(tokens, false, last_.data());
+    return last_;
+}
+
+void Session::decode_all(std::span<const int32_t> tokens, std::vector<float>& logits) {
+    logits.resize(tokens.size() * static_cast<size_t>(n_vocab()));
+    evaluate(tokens, true, logits.data());
+    const auto vocab = static_cast<ptrdiff_t>(n_vocab());
+    std::copy(logits.end() - vocab, logits.end(), last_.begin());
+}
+
+std::span<const float> Session::prefill(std::span<const int32_t> tokens) {
+    if (tokens.empty()) fail("no tokens to evaluate");
+    size_t common = 0;
+    while (common < tokens.size() && common < tokens_.size() && tokens[common] == tokens_[common])
+        ++common;
+    // The last token is evaluated again when everything matches: its logits are not kept.
+    common = std::min(common, tokens.size() - 1);
+    truncate(static_cast<int64_t>(common));
+    reused_ = static_cast<int64_t>(common);
+    return decode(tokens.subspan(common));
+}
+
+void Session::truncate(int64_t n) {
+    if (n < 0 || n > n_past()) fail("cannot keep {} tokens of a context of {}", n, n_past());
+    // Cache rows past n are simply overwritten by the next evaluation.
+    tokens_.resize(static_cast<size_t>(n));
+}
+
+}  // namespace strata

@@ -1,0 +1,75 @@
+// A running conversation with a model: the KV cache, the tokens it holds, prefill and decode.
+//
+//   Session s(model, {.n_ctx = 4096});
+//   std::span<const float> logits = s.prefill(prompt_ids);   // reuses a cached common prefix
+//   while (...) { int32_t id = sampler.sample(logits); logits = s.decode({&id, 1}); }
+//
+// Prompts are evaluated in batches of n_batch tokens (one forward pass each, causal mask);
+// decoding is one token per call. A token's logits do not depend on how the tokens before it were
+// batched. Nothing is evaluated when the context would overflow: the call throws strata::Error.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "runtime/kv_cache.h"
+#include "runtime/model.h"
+
+namespace strata {
+
+class Forward;
+
+struct SessionOptions {
+    int64_t n_ctx = 0;      // cache positions; 0: the training context, at most 4096
+    int64_t n_batch = 512;  // tokens per forward pass when prefilling
+    int n_threads = 0;      // OpenMP threads; 0 keeps OpenMP's default (one per core)
+};
+
+class Session {
+  public:
+    // Throws strata::Error when a weight's type cannot be computed or the cache does not fit.
+    explicit Session(const Model& model, const SessionOptions& options = {});
+    ~Session();
+    Session(Session&&) noexcept;
+    Session& operator=(Session&&) noexcept;
+
+    const Model& model() const { return *model_; }
+    int64_t n_ctx() const { return cache_.n_ctx(); }
+    int64_t n_vocab() const { return model_->hparams().n_vocab; }
+    int64_t n_past() const { return static_cast<int64_t>(tokens_.size()); }
+    // The tokens whose keys and values the cache holds, in order.
+    const std::vector<int32_t>& tokens() const { return tokens_; }
+    size_t cache_bytes() const { return cache_.bytes(); }
+
+    // Appends tokens to the context; returns the last one's logits (n_vocab floats, valid until
+    // the next call).
+    std::span<const float> decode(std::span<const int32_t> tokens);
+    // Appends tokens; `logits` becomes tokens.size() rows of n_vocab floats, one per token.
+    void decode_all(std::span<const int32_t> tokens, std::vector<float>& logits);
+
+    // Makes the context exactly `tokens`, keeping the longest prefix it shares with what the cache
+    // holds and evaluating the rest (at least the last token, for its logits); returns the last
+    // token's logits. reused() tells how many tokens were kept.
+    std::span<const float> prefill(std::span<const int32_t> tokens);
+    int64_t reused() const { return reused_; }
+
+    // Forgets everything after the first n tokens (n ≤ n_past()).
+    void truncate(int64_t n);
+    void clear() { truncate(0); }
+
+  private:
+    // Checks ids and room, then runs tokens in batches; logits as Forward::run.
+    void evaluate(std::span<const int32_t> tokens, bool all_logits, float* logits);
+
+    const Model* model_;
+    std::unique_ptr<Forward> forward_;
+    KvCache cache_;
+    int64_t n_batch_;
+    std::vector<int32_t> tokens_;  // (n_past) what the cache holds
+    std::vector<float> last_;      // (n_vocab) logits of the last evaluated token
+    int64_t reused_ = 0;
+};
+
+}  // namespace strata

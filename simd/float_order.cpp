@@ -1,0 +1,87 @@
+// Scalar twins of llama.cpp's AVX-512 float reductions and exp (see float_order.h).
+#include "simd/float_order.h"
+
+#include <cmath>
+
+// The dot products are compiled three times and chosen when the program loads: the lane loops
+// below are independent per lane, so the FMA and AVX-512 clones vectorise them without changing
+// a single rounding. The default clone calls the C library's fma (exact, slower).
+#define STRATA_CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
+
+// The FMA clones must not fuse the reference's separate multiply and add.
+#pragma GCC optimize("fp-contract=off")
+
+namespace strata::simd {
+
+float reduce_16(const float* v) {
+    float h[8];
+    for (int i = 0; i < 8; ++i) h[i] = v[i] + v[i + 8];
+    float q[4];
+    for (int i = 0; i < 4; ++i) q[i] = h[i] + h[i + 4];
+    return (q[0] + q[2]) + (q[1] + q[3]);
+}
+
+STRATA_CLONES
+float dot_f32_gemm(const float* x, const float* y, int64_t n) {
+    float acc[16] = {};
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        for (int l = 0; l < 16; ++l) acc[l] = std::fma(x[i + l], y[i + l], acc[l]);
+    }
+    for (int l = 0; i + l < n; ++l) acc[l] = std::fma(x[i + l], y[i + l], acc[l]);
+    return reduce_16(acc);
+}
+
+STRATA_CLONES
+float dot_f32_vec_prefix(const float* x, const float* y, int64_t n, int64_t n_total) {
+    const int64_t whole = n_total & ~int64_t{63};
+    const int64_t lanes = n < whole ? n : whole;
+    float acc[4][16] = {};
+    int64_t i = 0;
+    for (; i + 64 <= lanes; i += 64) {
+        for (int r = 0; r < 4; ++r) {
+            for (int l = 0; l < 16; ++l) {
+                acc[r][l] = std::fma(x[i + 16 * r + l], y[i + 16 * r + l], acc[r][l]);
+            }
+        }
+    }
+    // A last step that the zeros of masked positions complete.
+    for (int64_t k = i; k < lanes; ++k) {
+        float& a = acc[(k - i) / 16][(k - i) % 16];
+        a = std::fma(x[k], y[k], a);
+    }
+    for (int l = 0; l < 16; ++l) {
+        acc[0][l] += acc[2][l];
+        acc[1][l] += acc[3][l];
+    }
+    for (int l = 0; l < 16; ++l) acc[0][l] += acc[1][l];
+    float sum = reduce_16(acc[0]);
+    // The remainder is a plain scalar loop in the reference: a product, then an add.
+    for (int64_t k = whole; k < n; ++k) {
+        const float p = x[k] * y[k];
+        sum += p;
+    }
+    return sum;
+}
+
+float dot_f32_vec(const float* x, const float* y, int64_t n) {
+    return dot_f32_vec_prefix(x, y, n, n);
+}
+
+STRATA_CLONES
+float exp_vec(float x) {
+    // x = n·ln2 + b with n an integer (rounded through the 1.5·2^23 shift) and ln2 split in two
+    // parts, then e^b by a degree-5 polynomial and e^x = e^b · 2^n.
+    const float shift = 0x1.8p23f;
+    const float z = std::fma(x, 0x1.715476p+0f, shift);
+    const float n = z - shift;
+    const float b = std::fma(-n, 0x1.7f7d1cp-20f, std::fma(-n, 0x1.62e4p-1f, x));
+    const float u = b * b;
+    const float j = std::fma(std::fma(std::fma(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u,
+                                      std::fma(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
+                             u, std::fma(0x1.ffffecp-1f, b, 1.0f));
+    if (std::fabs(n) > 192.0f) return n <= 0.0f ? 0.0f : INFINITY;  // also NaN-free for ±inf
+    return std::ldexp(j, static_cast<int>(n));
+}
+
+}  // namespace strata::simd

@@ -1,0 +1,47 @@
+// Float arithmetic in the order llama.cpp's x86 CPU backend performs it.
+//
+// A quantized product rounds its activation rows to integers; an activation that differs from the
+// reference's in the last bit can round the other way and move the logits by ~1e-2. Matching the
+// reference's summation order (lanes, fused multiply-adds, reduction tree) and its vector exp
+// makes the float inputs of those roundings identical, and the golden quantized cases agree bit
+// for bit where the integer kernels do too. The orders are those of the AVX-512 build the golden
+// logits were made with:
+//  - _mm512_reduce_add_ps: lanes (i, i+8), then (i, i+4), then (0+2, 1+3), then the two halves;
+//  - llamafile's tinyBLAS F32 GEMM (used for contiguous activations when the length is a
+//    multiple of 16): one 16-lane accumulator of fused multiply-adds, then the reduction;
+//  - ggml_vec_dot_f32: four 16-lane accumulators over steps of 64, combined 0+2, 1+3, 0+1,
+//    reduced, then the remaining products added one at a time (not fused);
+//  - ggml_v_expf: ARM's polynomial exp with fused multiply-adds and an exact power-of-two scale.
+// Each function is exact scalar code; the compiler clones it for FMA / AVX-512 CPUs (same
+// results, faster).
+#pragma once
+
+#include <cstdint>
+
+namespace strata::simd {
+
+// Sum of 16 lanes in _mm512_reduce_add_ps order.
+float reduce_16(const float* lanes);
+
+// Σ x[i]·y[i] as tinyBLAS: lane l accumulates elements l, l+16, … with fused multiply-adds
+// (missing elements of a last partial step count as zero), then reduce_16.
+float dot_f32_gemm(const float* x, const float* y, int64_t n);
+
+// Σ x[i]·y[i] as ggml_vec_dot_f32.
+float dot_f32_vec(const float* x, const float* y, int64_t n);
+
+// The first n of n_total terms of ggml_vec_dot_f32, the remaining terms being zero (masked
+// attention positions): n_total decides which terms go through the lanes and which are added
+// one at a time.
+float dot_f32_vec_prefix(const float* x, const float* y, int64_t n, int64_t n_total);
+
+// The product llama.cpp computes for F32 weights times contiguous float activations: tinyBLAS
+// when n is a multiple of 16, ggml_vec_dot_f32 otherwise.
+inline float dot_f32(const float* x, const float* y, int64_t n) {
+    return n % 16 == 0 ? dot_f32_gemm(x, y, n) : dot_f32_vec(x, y, n);
+}
+
+// e^x as ggml_v_expf (AVX-512); 0 below about -104, +inf above about 88.4.
+float exp_vec(float x);
+
+}  // namespace strata::simd

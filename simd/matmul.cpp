@@ -1,0 +1,85 @@
+// The matrix product seam: partner-format conversion of activation rows, then one dot product per
+// (weight row, activation row), weight rows split across threads.
+#include "simd/matmul.h"
+
+#include "simd/dispatch.h"
+#include "simd/float_order.h"
+
+namespace strata::simd {
+namespace {
+
+// The converter llama.cpp's CPU backend applies to an activation row before a product with
+// weights whose partner format is `partner` (for Q8_0 / Q8_1 it rounds differently from the
+// weight quantizer); null when there is none. The fastest one this CPU runs.
+quant::QuantizeFn activation_converter(quant::Type partner) {
+    return dispatch::kernels()[partner].quantize_activation;
+}
+
+// Below this many multiply-adds a product runs on the calling thread: waking the team costs more
+// than it saves. Measured with `strata run --tokens … --threads 1|2` on the golden 256-wide
+// llama (2 cores, other builds running): at 1 << 16 two threads decoded 5× slower than one.
+constexpr int64_t kParallelWork = 1 << 18;
+
+}  // namespace
+
+bool can_multiply(quant::Type type) {
+    const quant::TypeTraits& t = quant::traits(type);
+    return t.supported && dispatch::kernels()[type].vec_dot != nullptr &&
+           activation_converter(t.partner) != nullptr;
+}
+
+void Activations::quantize(quant::Type partner, const float* x, int64_t x_stride, int64_t n_in,
+                           int64_t n_rows) {
+    type_ = partner;
+    n_in_ = n_in;
+    n_rows_ = n_rows;
+    if (partner == quant::Type::F32) {
+        // F32 weights take the float rows as they are: no copy.
+        direct_ = x;
+        direct_stride_ = x_stride;
+        return;
+    }
+    direct_ = nullptr;
+    row_bytes_ = quant::row_bytes(partner, n_in);
+    bytes_.resize(row_bytes_ * static_cast<size_t>(n_rows));
+    const quant::QuantizeFn convert = activation_converter(partner);
+    const bool parallel = n_rows * n_in >= kParallelWork;
+#pragma omp parallel for schedule(static) if (parallel)
+    for (int64_t i = 0; i < n_rows; ++i) {
+        convert(x + i * x_stride, bytes_.data() + static_cast<size_t>(i) * row_bytes_, n_in);
+    }
+}
+
+void matmul(const Matrix& w, const Activations& a, float* y, int64_t y_stride) {
+    const quant::VecDotFn dot = dispatch::kernels()[w.type].vec_dot;
+    const int64_t n_in = w.n_in, n_out = w.n_out, n_rows = a.n_rows();
+    if (w.type == quant::Type::F32) {
+        // F32 weights: llama.cpp's GEMM order (float_order.h), so that F32 routers and F32 models
+        // round as the reference does.
+        const bool parallel = n_out * n_rows * n_in >= kParallelWork;
+#pragma omp parallel for schedule(static) if (parallel)
+        for (int64_t r = 0; r < n_out; ++r) {
+            const auto* wr = reinterpret_cast<const float*>(w.row(r));
+            for (int64_t t = 0; t < n_rows; ++t) {
+                y[t * y_stride + r] = dot_f32(wr, static_cast<const float*>(a.row(t)), n_in);
+            }
+        }
+        return;
+    }
+    const bool parallel = n_out * n_rows * n_in >= kParallelWork;
+    // Weight rows outermost: each row is read from memory once and reused for every activation
+    // row while it is in cache.
+#pragma omp parallel for schedule(static) if (parallel)
+    for (int64_t r = 0; r < n_out; ++r) {
+        const uint8_t* wr = w.row(r);
+        for (int64_t t = 0; t < n_rows; ++t) y[t * y_stride + r] = dot(n_in, wr, a.row(t));
+    }
+}
+
+void matmul(const Matrix& w, const float* x, int64_t x_stride, int64_t n_rows, float* y,
+            int64_t y_stride, Activations& scratch) {
+    scratch.quantize(quant::traits(w.type).partner, x, x_stride, w.n_in, n_rows);
+    matmul(w, scratch, y, y_stride);
+}
+
+}  // namespace strata::simd

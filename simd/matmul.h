@@ -1,0 +1,79 @@
+// The one seam through which the forward pass multiplies weights by activations.
+//
+// A weight matrix holds n_out rows of n_in elements in one quant type. Activations are float
+// rows; before a product they are converted once to the weight type's partner format (Q8_K for
+// the K-quants, Q8_0 / Q8_1 for the legacy types, F16 / BF16 for half weights, F32 for F32), as
+// llama.cpp's CPU backend does, and every output is the partner-format dot product of one weight
+// row with one activation row. Agreeing with the reference to float rounding depends on that
+// conversion (golden/README.md, "Why activations must be quantized too").
+//
+// Faster kernels (multi-row, AVX-512, AMX) slot in behind matmul() without changing callers.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "simd/quant.h"
+
+namespace strata::simd {
+
+// A view of weight rows: row r starts at data + r * row_stride bytes.
+struct Matrix {
+    const uint8_t* data = nullptr;
+    quant::Type type = quant::Type::F32;
+    int64_t n_in = 0;       // elements per row; a multiple of the type's block size
+    int64_t n_out = 0;      // rows
+    size_t row_stride = 0;  // bytes from one row to the next (≥ row_bytes(type, n_in))
+
+    const uint8_t* row(int64_t r) const { return data + static_cast<size_t>(r) * row_stride; }
+    // Rows [first, first + count) as a matrix of their own.
+    Matrix rows(int64_t first, int64_t count) const {
+        Matrix m = *this;
+        m.data = row(first);
+        m.n_out = count;
+        return m;
+    }
+};
+
+// Activation rows converted to one partner format. Reused across products that share the input
+// (Q, K and V of one layer), so each row is converted once.
+class Activations {
+  public:
+    // Converts n_rows rows of n_in floats (row i at x + i * x_stride) to `partner`.
+    void quantize(quant::Type partner, const float* x, int64_t x_stride, int64_t n_in,
+                  int64_t n_rows);
+
+    quant::Type type() const { return type_; }
+    int64_t n_in() const { return n_in_; }
+    int64_t n_rows() const { return n_rows_; }
+    const void* row(int64_t i) const {
+        return direct_
+                   ? static_cast<const void*>(direct_ + i * direct_stride_)
+                   : static_cast<const void*>(bytes_.data() + static_cast<size_t>(i) * row_bytes_);
+    }
+
+  private:
+    quant::Type type_ = quant::Type::F32;
+    int64_t n_in_ = 0;
+    int64_t n_rows_ = 0;
+    size_t row_bytes_ = 0;
+    std::vector<uint8_t> bytes_;     // (n_rows, row_bytes_) converted rows
+    const float* direct_ = nullptr;  // F32 partner: the caller's rows, used in place
+    int64_t direct_stride_ = 0;
+};
+
+// Whether Strata can multiply weights of `type`: a dot product and a partner-format converter
+// exist. Callers check this once per tensor when a model is loaded; matmul() assumes it.
+bool can_multiply(quant::Type type);
+
+// y[t * y_stride + r] = row r of w · activation row t, for t < a.n_rows(), r < w.n_out.
+// `a` must be in w's partner format with n_in = w.n_in. Rows are split across OpenMP threads.
+void matmul(const Matrix& w, const Activations& a, float* y, int64_t y_stride);
+
+// The same, converting the float rows x (row t at x + t * x_stride) first; `scratch` keeps the
+// converted rows between calls to avoid reallocating.
+void matmul(const Matrix& w, const float* x, int64_t x_stride, int64_t n_rows, float* y,
+            int64_t y_stride, Activations& scratch);
+
+}  // namespace strata::simd
