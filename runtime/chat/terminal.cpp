@@ -1,5 +1,7 @@
 #include "runtime/chat/terminal.h"
 
+#include <fcntl.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -13,18 +15,19 @@
 namespace strata::chat {
 namespace {
 
-// Signal handler state: plain atomics, which are lock-free and safe to touch in a handler.
+// Signal handler state: lock-free atomics and a pipe, safe to touch in a handler.
 std::atomic<int> g_pending{0};
 std::atomic<bool> g_installed{false};
 std::atomic<bool> g_reset_style{false};
+std::atomic<int> g_wake_write{-1};  // write end of the pipe that wakes a LineReader
 struct sigaction g_previous {};
 
 static_assert(std::atomic<int>::is_always_lock_free && std::atomic<bool>::is_always_lock_free);
 
+// Only async-signal-safe calls here.
 extern "C" void on_sigint(int) {
     if (g_pending.fetch_add(1) > 0) {
-        // The first Ctrl-C was not taken: the program is not listening, so leave now. Only
-        // async-signal-safe calls here.
+        // The first Ctrl-C was not taken: the program is not listening, so leave now.
         if (g_reset_style.load()) {
             const ssize_t ignored = ::write(STDOUT_FILENO, kSgrReset.data(), kSgrReset.size());
             (void)ignored;
@@ -32,6 +35,18 @@ extern "C" void on_sigint(int) {
         const ssize_t ignored = ::write(STDERR_FILENO, "\n", 1);
         (void)ignored;
         ::_exit(130);
+    }
+    const int fd = g_wake_write.load();
+    if (fd >= 0) {
+        const ssize_t ignored = ::write(fd, "!", 1);  // non-blocking: a full pipe is awake anyway
+        (void)ignored;
+    }
+}
+
+// Empties the wake-up pipe.
+void drain(int fd) {
+    char buf[64];
+    while (::read(fd, buf, sizeof buf) > 0) {
     }
 }
 
@@ -51,20 +66,34 @@ bool use_color(int fd) {
 
 InterruptHandler::InterruptHandler(bool reset_style) {
     if (g_installed.exchange(true)) fail("internal: a second InterruptHandler was created");
+    if (::pipe2(wake_, O_NONBLOCK | O_CLOEXEC) != 0) {
+        g_installed.store(false);
+        fail("cannot create the Ctrl-C wake-up pipe: {}", std::strerror(errno));
+    }
     g_pending.store(0);
     g_reset_style.store(reset_style);
+    g_wake_write.store(wake_[1]);
     struct sigaction sa {};
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);
-    sa.sa_flags = 0;  // no SA_RESTART: a read() waiting for input returns EINTR
+    // Interrupted system calls restart, so that no write to the terminal is cut short; a reader
+    // waiting for input is woken by the pipe instead.
+    sa.sa_flags = SA_RESTART;
     if (::sigaction(SIGINT, &sa, &g_previous) != 0) {
+        const int e = errno;
+        g_wake_write.store(-1);
+        ::close(wake_[0]);
+        ::close(wake_[1]);
         g_installed.store(false);
-        fail("cannot install the Ctrl-C handler: {}", std::strerror(errno));
+        fail("cannot install the Ctrl-C handler: {}", std::strerror(e));
     }
 }
 
 InterruptHandler::~InterruptHandler() {
     ::sigaction(SIGINT, &g_previous, nullptr);
+    g_wake_write.store(-1);
+    ::close(wake_[0]);
+    ::close(wake_[1]);
     g_installed.store(false);
 }
 
@@ -73,6 +102,7 @@ bool InterruptHandler::pending() const {
 }
 
 bool InterruptHandler::take() {
+    drain(wake_[0]);
     return g_pending.exchange(0) > 0;
 }
 
@@ -92,11 +122,18 @@ LineReader::Status LineReader::read(std::string& line) {
             buffer_.clear();
             return Status::kLine;
         }
-        // A Ctrl-C that interrupted the last read (EINTR), or came just before this one (which
-        // would otherwise wait for the next key).
-        if (interrupts_ && interrupts_->take()) {
-            buffer_.clear();
-            return Status::kInterrupted;
+        if (interrupts_) {
+            // Wait for input or a Ctrl-C, whichever comes first (a Ctrl-C that came before the
+            // wait has left its byte in the pipe).
+            pollfd fds[2] = {{fd_, POLLIN, 0}, {interrupts_->wake_fd(), POLLIN, 0}};
+            const int n = ::poll(fds, 2, -1);
+            if (n < 0 && errno != EINTR)
+                fail("waiting for standard input: {}", std::strerror(errno));
+            if (interrupts_->take()) {
+                buffer_.clear();  // the terminal has discarded the line too
+                return Status::kInterrupted;
+            }
+            if (n <= 0 || (fds[0].revents == 0)) continue;
         }
         char chunk[4096];
         const ssize_t n = ::read(fd_, chunk, sizeof chunk);

@@ -19,9 +19,9 @@ bool use_color(int fd);
 bool is_terminal(int fd);
 
 // While one exists, SIGINT (Ctrl-C) does not end the process: it sets a flag that the chat loop
-// checks between tokens and that interrupts a blocking read. A second SIGINT that arrives before
-// the first was taken ends the process at once (exit status 130), so that a program busy in a
-// long computation can still be stopped. At most one exists at a time.
+// checks between tokens, and wakes a LineReader waiting for input. A second SIGINT that arrives
+// before the first was taken ends the process at once (exit status 130), so that a program busy
+// in a long computation can still be stopped. At most one exists at a time.
 class InterruptHandler {
   public:
     // `reset_style`: written to stdout before such a forced exit (kSgrReset when styling), so
@@ -35,6 +35,11 @@ class InterruptHandler {
     bool pending() const;
     // Takes the pending Ctrl-C: returns whether there was one and clears it.
     bool take();
+    // Readable after a Ctrl-C, until take(): for poll().
+    int wake_fd() const { return wake_[0]; }
+
+  private:
+    int wake_[2] = {-1, -1};  // a non-blocking pipe the signal handler writes a byte to
 };
 
 // Reads lines from a file descriptor (stdin), without stdio buffering, so that a Ctrl-C at the
