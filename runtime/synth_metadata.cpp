@@ -25,7 +25,8 @@ class KeyWriter {
         out_.set_str("general.architecture", std::string(arch_));
         out_.set_str("general.type", "model");
         out_.set_str("general.name", s_.name);
-        out_.set_str("general.size_label", size_label(n_params));
+        // Real-model shapes carry the header the tables were made with: no size label.
+        if (!s_.reduced_tokenizer) out_.set_str("general.size_label", size_label(n_params));
         key_u32("block_count", hp_.n_layer);
         key_u32("context_length", hp_.n_ctx_train);
         key_u32("embedding_length", hp_.n_embd);
@@ -89,7 +90,10 @@ class KeyWriter {
         out_.set_u32("general.file_type", recipe::file_type(s_.target));
         key_u32("leading_dense_block_count", hp_.n_dense_lead);
         key_u32("vocab_size", hp_.n_vocab);
-        key_u32("attention.q_lora_rank", hp_.q_lora_rank);
+        // A real config without q compression has q_lora_rank null, which the converter leaves
+        // out; the golden tiny models write 0. Both load the same.
+        if (hp_.q_lora_rank > 0 || !s_.reduced_tokenizer)
+            key_u32("attention.q_lora_rank", hp_.q_lora_rank);
         key_u32("attention.kv_lora_rank", hp_.kv_lora_rank);
         if (hp_.mla_split) {
             key_u32("attention.key_length", hp_.kv_lora_rank + hp_.qk_rope);

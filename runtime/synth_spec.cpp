@@ -193,7 +193,6 @@ Spec shape_only(std::string_view preset) {
         s = deepseek2_base();
         set_deepseek2_dims(s.hp, 129280, 7168, 61, 128, 18432, {1536, 512, 128, 64, 128},
                            {3, 256, 8, 1, 2048, 8, 4});
-        s.name = "DeepSeek-R1 (shape only)";
         s.split_max_bytes = 50'000'000'000;  // the official 9-file layout
     } else if (preset == "v2-lite") {
         s = deepseek2_base();
@@ -203,32 +202,27 @@ Spec shape_only(std::string_view preset) {
         s.pre = "deepseek-llm";
         s.bos = 100000;
         s.eos = 100001;
-        s.name = "DeepSeek-V2-Lite (shape only)";
     } else if (preset == "r1-distill-llama-70b") {
         s = llama_base();
         set_dense_dims(s.hp, 128256, 8192, 80, 64, 8, 28672);
-        s.name = "DeepSeek-R1-Distill-Llama-70B (shape only)";
     } else if (preset == "r1-distill-llama-8b") {
         s = llama_base();
         set_dense_dims(s.hp, 128256, 4096, 32, 32, 8, 14336);
-        s.name = "DeepSeek-R1-Distill-Llama-8B (shape only)";
     } else if (preset == "r1-distill-qwen-32b" || preset == "r1-distill-qwen-14b") {
         s = qwen2_base();
         set_dense_dims(s.hp, 152064, 5120, preset == "r1-distill-qwen-32b" ? 64 : 48, 40, 8,
                        preset == "r1-distill-qwen-32b" ? 27648 : 13824);
         s.hp.rope_base = 1000000.0f;
         s.hp.rms_eps = 1e-5f;
-        s.name = preset == "r1-distill-qwen-32b" ? "DeepSeek-R1-Distill-Qwen-32B (shape only)"
-                                                 : "DeepSeek-R1-Distill-Qwen-14B (shape only)";
     } else if (preset == "r1-distill-qwen-7b") {
         s = qwen2_base();
         set_dense_dims(s.hp, 152064, 3584, 28, 28, 4, 18944);
-        s.name = "DeepSeek-R1-Distill-Qwen-7B (shape only)";
     } else {  // r1-distill-qwen-1.5b
         s = qwen2_base();
         set_dense_dims(s.hp, 151936, 1536, 28, 12, 2, 8960);
-        s.name = "DeepSeek-R1-Distill-Qwen-1.5B (shape only)";
     }
+    // Named by the preset id, as the tables name them.
+    s.name = std::string(preset);
     s.shape_only = true;
     s.reduced_tokenizer = true;
     s.target = recipe::Target::of_mix(recipe::Mix::Q4_K_M);
