@@ -708,5 +708,48 @@ TEST(SynthCli, SplitAndShapeOnlyOptions) {
     EXPECT_LT(disk_bytes(sparse), uint64_t{1} << 20);
 }
 
+// Random weights keep activations sane through the layers: the runtime's logits of synthesized
+// models of several shapes are finite, spread out, and softmax is not saturated.
+TEST(SynthCli, ActivationsStaySane) {
+    test::TempDir dir;
+    const char* models[] = {
+        "--arch deepseek2 --preset tiny --layers 8 --dense-layers 2 --seed 3",
+        "--arch llama --preset tiny --layers 6 --embd 384 --heads 6 --heads-kv 2 --seed 4",
+        "--arch qwen2 --preset tiny --layers 4 --untied --seed 5",
+        "--arch deepseek2 --preset tiny-legacy --layers 5 --experts 8 --seed 6",
+    };
+    const std::string tokens = "--tokens 0,5,9,300,301,302,17,45,99,100,260,261,262,263,40,41";
+    int i = 0;
+    for (const char* model : models) {
+        SCOPED_TRACE(model);
+        const std::string path = (dir / fmt::format("m{}.gguf", i)).string();
+        const std::string logits = (dir / fmt::format("m{}.f32", i++)).string();
+        const auto w = test::run_strata(fmt::format("synth {} -o {}", model, path));
+        ASSERT_EQ(w.status, 0) << w.err;
+        const auto e =
+            test::run_strata(fmt::format("eval -m {} {} --out {}", path, tokens, logits));
+        ASSERT_EQ(e.status, 0) << e.err;
+        const std::string raw = test::read_file(logits);
+        const size_t n_vocab = 512, n_pos = 16;
+        ASSERT_EQ(raw.size(), n_vocab * n_pos * sizeof(float));
+        std::vector<float> v(n_vocab * n_pos);
+        std::memcpy(v.data(), raw.data(), raw.size());
+        double mean_top = 0;
+        for (size_t p = 0; p < n_pos; ++p) {
+            const std::vector<float> row(v.begin() + p * n_vocab, v.begin() + (p + 1) * n_vocab);
+            const Stats st = stats_of(row);
+            ASSERT_TRUE(st.finite) << p;
+            EXPECT_GT(st.std, 1.0) << p;
+            EXPECT_LT(st.std, 6.0) << p;
+            const float top = *std::max_element(row.begin(), row.end());
+            double z = 0;
+            for (float x : row) z += std::exp(static_cast<double>(x - top));
+            EXPECT_LT(1.0 / z, 0.999) << p;
+            mean_top += 1.0 / z / n_pos;
+        }
+        EXPECT_LT(mean_top, 0.9);
+    }
+}
+
 }  // namespace
 }  // namespace strata::synth
