@@ -110,7 +110,8 @@ void add_synth(CLI::App& app) {
     cmd->add_option("-o,--output", a->out, "output file (split models: OUT-0000k-of-0000n.gguf)");
     cmd->add_option("--type", a->type,
                     "F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K (pure) or a mix: "
-                    "Q4_K_M, Q4_K_S, Q5_K_M, Q5_K_S, Q3_K_S/M/L");
+                    "Q4_K_M, Q4_K_S, Q5_K_M, Q5_K_S, Q3_K_S/M/L (default: F32 for tiny presets, "
+                    "Q4_K_M otherwise)");
     cmd->add_option("--seed", a->seed, "random seed (default 0)");
     cmd->add_option("--split-max-size", a->split_max,
                     "split into shards of at most SIZE (50G = 50e9 bytes)");
