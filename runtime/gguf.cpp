@@ -23,6 +23,7 @@ namespace {
 constexpr uint32_t kMagic = 0x46554747;  // "GGUF" read as a little-endian u32
 constexpr size_t kMaxKeyBytes = 65535;
 constexpr size_t kMaxTensorNameBytes = 255;
+constexpr uint64_t kMaxKv = 65536;
 // Smallest encodings, used to bound counts by the bytes left: a key-value is a string length,
 // at least one key byte, a type and at least one value byte; a tensor entry is a name length, a
 // name byte, n_dims, one dimension, a type and an offset.
@@ -163,6 +164,11 @@ class Parser {
                 "(truncated or corrupt file)",
                 name_, n_kv, remaining());
         }
+        // No real file has more than a few hundred keys; the cap keeps a hostile header of
+        // millions of tiny entries (about 150 bytes of memory each) from costing gigabytes.
+        if (n_kv > kMaxKv) {
+            fail("{}: metadata count {} is more than {} (corrupt file?)", name_, n_kv, kMaxKv);
+        }
         if (n_tensors > remaining() / kMinTensorBytes) {
             fail(
                 "{}: tensor count {} is impossible: only {} bytes follow the header "
@@ -171,10 +177,10 @@ class Parser {
         }
 
         // Metadata. Shards after the first keep theirs local: only split.* and alignment matter.
+        // Containers grow with validated entries only (no reservation from the counts), so a
+        // file that lies about its counts costs memory for what it really holds.
         std::vector<KeyValue> kv;
         std::unordered_map<std::string_view, size_t> index;
-        kv.reserve(static_cast<size_t>(n_kv));
-        index.reserve(static_cast<size_t>(n_kv));
         for (uint64_t k = 0; k < n_kv; ++k) {
             enter(Section::metadata, k, {});
             const std::string_view key = read_string("key", kMaxKeyBytes);
@@ -194,7 +200,6 @@ class Parser {
 
         // Tensor table.
         const size_t first_tensor = file_.tensors_.size();
-        file_.tensors_.reserve(first_tensor + static_cast<size_t>(n_tensors));
         for (uint64_t t = 0; t < n_tensors; ++t) {
             enter(Section::tensors, t, {});
             Tensor info = read_tensor_info(alignment);
@@ -620,7 +625,8 @@ File File::open(const std::string& path) {
         for (uint32_t k = 1; k < count; ++k) {
             const std::string shard_path =
                 split_path(name->prefix, k, static_cast<uint32_t>(count));
-            if (!std::filesystem::exists(shard_path))
+            std::error_code ec;  // the throwing overload would escape as a non-strata error
+            if (!std::filesystem::exists(shard_path, ec))
                 fail("{}: missing shard {} of {}: {}", path, k + 1, count, shard_path);
             file.maps_.push_back(std::make_unique<Mapping>(shard_path));
             const Mapping& m = *file.maps_.back();
@@ -725,8 +731,15 @@ std::vector<int32_t> File::get_i32_array(std::string_view key) const {
     std::vector<int32_t> out(static_cast<size_t>(v.count));
     switch (v.elem) {
         case ValueType::INT32:
-        case ValueType::UINT32:  // token types are sometimes written unsigned
             for (size_t k = 0; k < out.size(); ++k) out[k] = load<int32_t>(v.raw + 4 * k);
+            break;
+        case ValueType::UINT32:  // token types are sometimes written unsigned
+            for (size_t k = 0; k < out.size(); ++k) {
+                const uint32_t u = load<uint32_t>(v.raw + 4 * k);
+                if (u > static_cast<uint32_t>(INT32_MAX))
+                    fail("{}: key '{}' element {} holds {}, outside INT32", path(), key, k, u);
+                out[k] = static_cast<int32_t>(u);
+            }
             break;
         case ValueType::INT8:
             for (size_t k = 0; k < out.size(); ++k) out[k] = load<int8_t>(v.raw + k);

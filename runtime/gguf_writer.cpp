@@ -18,6 +18,7 @@ namespace {
 
 constexpr uint32_t kVersion = 3;
 constexpr size_t kMaxKeyBytes = 65535;       // as the reader allows
+constexpr size_t kMaxKv = 65536;             // as the reader allows
 constexpr size_t kMaxWrittenNameBytes = 64;  // ggml's GGML_MAX_NAME, terminator included
 
 class Buffer {
@@ -204,6 +205,7 @@ void Writer::set(std::string key, OwnedValue value) {
             return;
         }
     }
+    if (kv_.size() >= kMaxKv) fail("key '{}': more than {} GGUF keys", key, kMaxKv);
     kv_.emplace_back(std::move(key), std::move(value));
 }
 

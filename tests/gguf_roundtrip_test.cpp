@@ -219,6 +219,13 @@ TEST(GgufRoundTrip, TypedArraySettersAndAccessors) {
     EXPECT_EQ(f.get_i32_array("ids"), ids);
     EXPECT_EQ(f.get_i32_array("uids"), (std::vector<int32_t>{1, 2, 3}));
     EXPECT_EQ(f.get_f32_array("scores"), scores);
+    // An unsigned element too large for INT32 is refused, not wrapped to a negative id.
+    const std::vector<uint32_t> too_big = {1, 0x80000000u};
+    gguf::Writer w2;
+    w2.set_u32_array("big", too_big);
+    w2.write((dir / "big.gguf").string());
+    const auto f2 = gguf::File::open((dir / "big.gguf").string());
+    EXPECT_ERROR(f2.get_i32_array("big"), "key 'big' element 1 holds 2147483648, outside INT32");
     EXPECT_EQ(f.find("flags")->elem, ValueType::BOOL);
     EXPECT_EQ(f.find("flags")->raw[0], 1);
     EXPECT_EQ(f.find("flags")->raw[1], 0);

@@ -124,6 +124,15 @@ inline std::vector<BadFile> malformed_corpus() {
             {"tensor count " + std::to_string(n) + " is impossible"});
     }
 
+    {
+        // Enough bytes for the count to be possible, but more keys than any model has.
+        RawGguf g;
+        g.n_kv_field = 70000;
+        g.kv_str("general.architecture", "llama");
+        g.data.assign(70000 * 14, 0);
+        add("n-kv-over-cap", g.bytes(), {"metadata count 70000 is more than 65536"});
+    }
+
     // --- Strings: lengths near 2^64 or past the end, empty or over-long keys and names.
     for (uint64_t len : {kMax, kMax - 7, kMax / 2 + 1, uint64_t{base.size()}}) {
         add("key-len-" + std::to_string(len), patched<uint64_t>(base, at.first_key_len, len),
