@@ -54,7 +54,7 @@ void TurnDisplay::end() {
     const bool hidden_only = options_.hide_reasoning && state_ == State::kReasoning;
     if (state_ == State::kReasoning) leave_reasoning();
     // A hidden reasoning erased or never shown leaves nothing on the line to end.
-    if (state_ != State::kNothing && !(hidden_only)) write("\n");
+    if (state_ != State::kNothing && !hidden_only) write("\n");
     std::fflush(out_);
     state_ = State::kNothing;
 }
