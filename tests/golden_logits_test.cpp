@@ -7,6 +7,8 @@
 //   equivalences: the two models' logits agree to max_rel ≤ 1e-5.
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -107,13 +109,14 @@ TEST_P(GoldenCase, MatchesLlamaCpp) {
     }
     const double top1 = static_cast<double>(same) / static_cast<double>(n);
     const bool greedy_same = e.greedy == want_greedy;
-    RecordProperty("max_rel", std::to_string(max_rel));
-    RecordProperty("mean_kl", std::to_string(mean_kl));
-    RecordProperty("top1", std::to_string(top1));
+    // Visible with --gtest_output=json:FILE, one entry per case.
+    RecordProperty("max_rel", fmt::format("{:.3g}", max_rel));
+    RecordProperty("mean_kl", fmt::format("{:.3g}", mean_kl));
+    RecordProperty("top1", fmt::format("{:.3f}", top1));
     RecordProperty("greedy", greedy_same ? "identical" : "differs");
-    const std::string metrics = "max_rel " + std::to_string(max_rel) + ", mean_kl " +
-                                std::to_string(mean_kl) + ", top1 " + std::to_string(top1) +
-                                ", greedy " + (greedy_same ? "identical" : "differs");
+    const std::string metrics =
+        fmt::format("max_rel {:.3g}, mean_kl {:.3g}, top1 {:.3f}, greedy {}", max_rel, mean_kl,
+                    top1, greedy_same ? "identical" : "differs");
     if ((*c)["kind"] == "f32") {
         EXPECT_LE(max_rel, 1e-5) << metrics;
         EXPECT_TRUE(greedy_same) << metrics;
