@@ -1,7 +1,12 @@
 // AVX2 dot products of Q4_K, Q5_K and Q6_K with Q8_K. Per super-block the level·q8 products and
 // their scaling by the 6- or 8-bit sub-block scales stay in int32 lanes (exact, see
 // simd/ref/kquants_dot.cpp for the ranges); one float FMA per super-block applies d_w·d_a. The
-// mins of Q4_K / Q5_K go through Q8_K's group sums, as in the reference.
+// mins of Q4_K / Q5_K and the -32 offset of Q6_K go through Q8_K's group sums.
+//
+// Which int32 lane holds which partial sum, and how the float lanes are added up, follow
+// llama.cpp's AVX2 kernels exactly: the lanes are rounded to float separately, so another
+// distribution of the same integers gives results that differ in the last bits, and through a
+// model's layers that is enough to flip a token (golden case deepseek2.Q4_K_M.p40).
 #include <immintrin.h>
 
 #include "simd/avx2/kernels.h"
@@ -30,13 +35,14 @@ float dot_k4(int64_t n, const void* w, const void* a) {
     const __m256i low4 = _mm256_set1_epi8(0x0F);
     const __m256i one = _mm256_set1_epi8(1);
     __m256 acc = _mm256_setzero_ps();
-    float mins = 0.0f;
+    __m128 acc_mins = _mm_setzero_ps();  // Q4_K: 4 lanes, lane l = sub-blocks 2l and 2l + 1
+    float mins = 0.0f;                   // Q5_K: one scalar
     for (int64_t i = 0; i < n / QK_K; ++i) {
         uint8_t sc[8], m[8];
-        int msum = 0;
+        int32_t mlane[4] = {0, 0, 0, 0};
         for (int j = 0; j < 8; ++j) {
             ref::unpack_scale_min_k4(j, x[i].scales, &sc[j], &m[j]);
-            msum += m[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
+            mlane[j / 2] += m[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
         }
         __m256i hbits = _mm256_setzero_si256();
         if constexpr (kFifthBit)
@@ -60,9 +66,19 @@ float dot_k4(int64_t n, const void* w, const void* a) {
         }
         const float d = fp16_to_fp32(x[i].d) * y[i].d;
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum), acc);
-        mins += (fp16_to_fp32(x[i].dmin) * y[i].d) * static_cast<float>(msum);
+        const float dmin = fp16_to_fp32(x[i].dmin) * y[i].d;
+        if constexpr (kFifthBit) {
+            mins += dmin * static_cast<float>(mlane[0] + mlane[1] + mlane[2] + mlane[3]);
+        } else {
+            const __m128i lanes = _mm_setr_epi32(mlane[0], mlane[1], mlane[2], mlane[3]);
+            acc_mins = _mm_fmadd_ps(_mm_set1_ps(-dmin), _mm_cvtepi32_ps(lanes), acc_mins);
+        }
     }
-    return hsum(acc) - mins;
+    if constexpr (kFifthBit) return hsum(acc) - mins;
+    // (l0 + l2) + (l1 + l3), as the reference adds the lanes.
+    __m128 m2 = _mm_add_ps(acc_mins, _mm_movehl_ps(acc_mins, acc_mins));
+    m2 = _mm_add_ss(m2, _mm_movehdup_ps(m2));
+    return hsum(acc) + _mm_cvtss_f32(m2);
 }
 
 }  // namespace
@@ -76,16 +92,20 @@ float vec_dot_q5_K(int64_t n, const void* w, const void* a) {
 }
 
 // Q6_K: per 128-element half, planes p = 0..3 of 32 elements; unsigned level u = low | high << 4
-// in 0..63 stands for u - 32, so Σ(u - 32)·q8 = Σu·q8 - Σ32·q8. Each plane spans two sub-blocks
-// of 16 with their own int8 scale: the low and high 128-bit halves of the int16 products.
+// in 0..63 stands for u - 32, so Σ(u - 32)·q8 = Σu·q8 - 32·Σq8. Each plane spans two sub-blocks
+// of 16 with their own int8 scale: the low and high 128-bit halves of the int16 products. The
+// offset term comes from the group sums: lane k loses 32·(scale·bsum) of sub-blocks 2k, 2k + 1.
 float vec_dot_q6_K(int64_t n, const void* w, const void* a) {
     const auto* x = static_cast<const block_q6_K*>(w);
     const auto* y = static_cast<const block_q8_K*>(a);
     const __m256i low4 = _mm256_set1_epi8(0x0F);
     const __m256i low2 = _mm256_set1_epi8(0x03);
-    const __m256i offset = _mm256_set1_epi8(32);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK_K; ++i) {
+        const __m256i scales16 =
+            _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].scales)));
+        const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].bsums));
+        const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(bsums, scales16), 5);
         __m256i isum = _mm256_setzero_si256();
         for (int h = 0; h < 2; ++h) {
             const auto* ql = reinterpret_cast<const __m256i*>(x[i].ql + 64 * h);
@@ -105,14 +125,14 @@ float vec_dot_q6_K(int64_t n, const void* w, const void* a) {
             for (int p = 0; p < 4; ++p) {
                 const __m256i q8 = _mm256_loadu_si256(
                     reinterpret_cast<const __m256i*>(y[i].qs + 128 * h + 32 * p));
-                const __m256i prod = _mm256_sub_epi16(_mm256_maddubs_epi16(u[p], q8),
-                                                      _mm256_maddubs_epi16(offset, q8));
+                const __m256i prod = _mm256_maddubs_epi16(u[p], q8);  // pairs ≤ 2·63·127
                 const int sub = 8 * h + 2 * p;
                 const __m256i scales = _mm256_set_m128i(_mm_set1_epi16(x[i].scales[sub + 1]),
                                                         _mm_set1_epi16(x[i].scales[sub]));
                 isum = _mm256_add_epi32(isum, _mm256_madd_epi16(prod, scales));
             }
         }
+        isum = _mm256_sub_epi32(isum, offset);
         const float d = fp16_to_fp32(x[i].d) * y[i].d;
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum), acc);
     }
