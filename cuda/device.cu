@@ -9,7 +9,15 @@ std::vector<DeviceInfo> devices(std::string* why) {
     int count = 0;
     const cudaError_t err = cudaGetDeviceCount(&count);
     if (err != cudaSuccess) {
-        if (why) *why = cudaGetErrorString(err);
+        if (why) {
+            if (err == cudaErrorNoDevice) {
+                *why = "no CUDA devices";
+            } else if (err == cudaErrorInsufficientDriver) {
+                *why = "no NVIDIA driver, or one older than this build's CUDA runtime";
+            } else {
+                *why = cudaGetErrorString(err);
+            }
+        }
         return out;
     }
     for (int i = 0; i < count; ++i) {

@@ -12,5 +12,6 @@ void add_eval(CLI::App& app);
 void add_run(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_tokenize(CLI::App& app);
+void add_info(CLI::App& app);
 
 }  // namespace strata::cli

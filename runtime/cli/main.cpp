@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
     strata::cli::add_run(app);
     strata::cli::add_bench(app);
     strata::cli::add_tokenize(app);
+    strata::cli::add_info(app);
 
     try {
         app.parse(argc, argv);

@@ -1,0 +1,38 @@
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "scheduler/hardware.h"
+#include "tests/test_util.h"
+
+namespace strata {
+namespace {
+
+TEST(Hardware, DetectsThisMachine) {
+    const scheduler::Hardware hw = scheduler::detect_hardware();
+    EXPECT_GE(hw.logical_cpus, 1);
+    EXPECT_GE(hw.physical_cores, 1);
+    EXPECT_LE(hw.physical_cores, hw.logical_cpus);
+    EXPECT_GT(hw.ram_total_bytes, 0u);
+    EXPECT_LE(hw.ram_available_bytes, hw.ram_total_bytes);
+    EXPECT_FALSE(hw.cpu_features.empty());
+    if (hw.gpus.empty()) {
+        EXPECT_FALSE(hw.gpu_note.empty());
+    }
+}
+
+TEST(InfoCommand, JsonCarriesTheMachine) {
+    const auto r = test::run_strata("info --json");
+    ASSERT_EQ(r.status, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_GE(j.at("logical_cpus").get<int>(), 1);
+    EXPECT_GT(j.at("ram_total_bytes").get<uint64_t>(), 0u);
+    // Every weight type names the ISA of its kernel.
+    for (const char* type : {"F32", "Q4_K", "Q6_K", "Q8_0"}) {
+        const std::string isa = j.at("kernels").at(type).get<std::string>();
+        EXPECT_TRUE(isa == "scalar" || isa == "avx2" || isa == "avx512" || isa == "amx") << isa;
+    }
+}
+
+}  // namespace
+}  // namespace strata
