@@ -170,6 +170,7 @@ KernelTable::KernelTable() {
     for (uint32_t id = 0; id < quant::kTypeIdLimit; ++id) {
         const quant::TypeTraits& t = quant::traits(id);
         kernels_[id].vec_dot = t.vec_dot;
+        kernels_[id].gemm_dot = t.vec_dot;
         kernels_[id].quantize_activation = t.quantize_activation;
     }
 }
@@ -186,6 +187,19 @@ void KernelTable::set_vec_dot(quant::Type type, Isa isa, quant::VecDotFn fn) {
         return;
     kernels_[id].vec_dot = fn;
     kernels_[id].vec_dot_isa = isa;
+    if (!own_gemm_dot_[id]) {
+        kernels_[id].gemm_dot = fn;
+        kernels_[id].gemm_dot_isa = isa;
+    }
+}
+
+void KernelTable::set_gemm_dot(quant::Type type, Isa isa, quant::VecDotFn fn) {
+    const auto id = static_cast<uint32_t>(type);
+    if (id >= quant::kTypeIdLimit || fn == nullptr || quant::traits(type).vec_dot == nullptr)
+        return;
+    kernels_[id].gemm_dot = fn;
+    kernels_[id].gemm_dot_isa = isa;
+    own_gemm_dot_[id] = true;
 }
 
 void KernelTable::set_quantize_activation(quant::Type type, Isa isa, quant::QuantizeFn fn) {

@@ -57,6 +57,11 @@ std::string_view isa_name(Isa isa);
 struct TypeKernels {
     quant::VecDotFn vec_dot = nullptr;
     Isa vec_dot_isa = Isa::scalar;
+    // The same product in the order of llama.cpp's matrix-matrix path (llamafile's tinyBLAS),
+    // which it takes for batches of contiguous activation rows of the float types; vec_dot where
+    // that path gives vec_dot's result (see simd/matmul.h for when it applies).
+    quant::VecDotFn gemm_dot = nullptr;
+    Isa gemm_dot_isa = Isa::scalar;
     // Partner formats only (Q8_0, Q8_1, Q8_K, and the float types).
     quant::QuantizeFn quantize_activation = nullptr;
     Isa quantize_activation_isa = Isa::scalar;
@@ -70,12 +75,16 @@ class KernelTable {
     const TypeKernels& operator[](quant::Type type) const;
 
     // Registration point for ISA kernels. A type with no scalar reference cannot be given a
-    // fast kernel: there would be nothing to test it against (ignored).
+    // fast kernel: there would be nothing to test it against (ignored). set_vec_dot also sets
+    // gemm_dot unless set_gemm_dot gave the type one of its own.
     void set_vec_dot(quant::Type type, Isa isa, quant::VecDotFn fn);
+    void set_gemm_dot(quant::Type type, Isa isa, quant::VecDotFn fn);
     void set_quantize_activation(quant::Type type, Isa isa, quant::QuantizeFn fn);
 
   private:
     std::array<TypeKernels, quant::kTypeIdLimit> kernels_{};  // (type id)
+    // Types given a GEMM-order product of their own; the others' gemm_dot follows vec_dot.
+    std::array<bool, quant::kTypeIdLimit> own_gemm_dot_{};  // (type id)
 };
 
 // The table for a CPU with `f`: scalar references, then avx2, avx512 and amx kernels in that

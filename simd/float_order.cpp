@@ -3,6 +3,8 @@
 
 #include <cmath>
 
+#include "simd/fp16.h"
+
 // The dot products are compiled three times and chosen when the program loads: the lane loops
 // below are independent per lane, so the FMA and AVX-512 clones vectorise them without changing
 // a single rounding. The default clone calls the C library's fma (exact, slower).
@@ -66,6 +68,71 @@ float dot_f32_vec_prefix(const float* x, const float* y, int64_t n, int64_t n_to
 
 float dot_f32_vec(const float* x, const float* y, int64_t n) {
     return dot_f32_vec_prefix(x, y, n, n);
+}
+
+STRATA_CLONES
+float dot_f16_vec(const uint16_t* x, const uint16_t* y, int64_t n) {
+    float acc[4][16] = {};
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        for (int r = 0; r < 4; ++r) {
+            for (int l = 0; l < 16; ++l) {
+                const int64_t k = i + 16 * r + l;
+                acc[r][l] = std::fma(fp16_to_fp32(x[k]), fp16_to_fp32(y[k]), acc[r][l]);
+            }
+        }
+    }
+    for (int l = 0; l < 16; ++l) {
+        acc[0][l] += acc[2][l];
+        acc[1][l] += acc[3][l];
+    }
+    for (int l = 0; l < 16; ++l) acc[0][l] += acc[1][l];
+    double sum = reduce_16(acc[0]);
+    for (; i < n; ++i) sum += static_cast<double>(fp16_to_fp32(x[i]) * fp16_to_fp32(y[i]));
+    return static_cast<float>(sum);
+}
+
+STRATA_CLONES
+float dot_f16_gemm(const uint16_t* x, const uint16_t* y, int64_t n) {
+    float acc[16] = {};
+    for (int64_t i = 0; i + 16 <= n; i += 16) {
+        for (int l = 0; l < 16; ++l)
+            acc[l] = std::fma(fp16_to_fp32(x[i + l]), fp16_to_fp32(y[i + l]), acc[l]);
+    }
+    return reduce_16(acc);
+}
+
+namespace {
+
+// One vdpbf16ps: lane l gains the products of elements 2l + 1 and 2l of the 32 at x, y.
+inline void dpbf16(float* acc, const uint16_t* x, const uint16_t* y) {
+    for (int l = 0; l < 16; ++l) {
+        acc[l] += bf16_to_fp32(x[2 * l + 1]) * bf16_to_fp32(y[2 * l + 1]);
+        acc[l] += bf16_to_fp32(x[2 * l]) * bf16_to_fp32(y[2 * l]);
+    }
+}
+
+}  // namespace
+
+STRATA_CLONES
+float dot_bf16_vec(const uint16_t* x, const uint16_t* y, int64_t n) {
+    float c1[16] = {}, c2[16] = {};
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        dpbf16(c1, x + i, y + i);
+        dpbf16(c2, x + i + 32, y + i + 32);
+    }
+    double sum = reduce_16(c1);
+    sum += reduce_16(c2);
+    for (; i < n; ++i) sum += static_cast<double>(bf16_to_fp32(x[i]) * bf16_to_fp32(y[i]));
+    return static_cast<float>(sum);
+}
+
+STRATA_CLONES
+float dot_bf16_gemm(const uint16_t* x, const uint16_t* y, int64_t n) {
+    float acc[16] = {};
+    for (int64_t i = 0; i + 32 <= n; i += 32) dpbf16(acc, x + i, y + i);
+    return reduce_16(acc);
 }
 
 STRATA_CLONES

@@ -7,13 +7,14 @@
 // for bit where the integer kernels do too. The orders are those of the AVX-512 build the golden
 // logits were made with:
 //  - _mm512_reduce_add_ps: lanes (i, i+8), then (i, i+4), then (0+2, 1+3), then the two halves;
-//  - llamafile's tinyBLAS F32 GEMM (used for contiguous activations when the length is a
-//    multiple of 16): one 16-lane accumulator of fused multiply-adds, then the reduction;
+//  - llamafile's tinyBLAS F32 GEMM (batches of contiguous activations; simd/matmul.h says when):
+//    one 16-lane accumulator of fused multiply-adds, then the reduction;
 //  - ggml_vec_dot_f32: four 16-lane accumulators over steps of 64, combined 0+2, 1+3, 0+1,
 //    reduced, then the remaining products added one at a time (not fused);
 //  - ggml_v_expf: ARM's polynomial exp with fused multiply-adds and an exact power-of-two scale.
 // Each function is exact scalar code; the compiler clones it for FMA / AVX-512 CPUs (same
-// results, faster).
+// results, faster). They are the scalar twins that simd/avx512's float kernels are tested
+// against bit for bit, and what attention uses directly.
 #pragma once
 
 #include <cstdint>
@@ -35,11 +36,23 @@ float dot_f32_vec(const float* x, const float* y, int64_t n);
 // one at a time.
 float dot_f32_vec_prefix(const float* x, const float* y, int64_t n, int64_t n_total);
 
-// The product llama.cpp computes for F32 weights times contiguous float activations: tinyBLAS
-// when n is a multiple of 16, ggml_vec_dot_f32 otherwise.
-inline float dot_f32(const float* x, const float* y, int64_t n) {
-    return n % 16 == 0 ? dot_f32_gemm(x, y, n) : dot_f32_vec(x, y, n);
-}
+// Half-precision rows (raw bits), the two orders of each; the products of two halves are exact
+// in float.
+//  - ggml_vec_dot_f16: as dot_f32_vec on the widened values, except that the lanes' sum goes to
+//    double and the remaining products (past the last step of 64) are added in double.
+//  - tinyBLAS F16 (n a multiple of 16): as dot_f32_gemm on the widened values.
+//  - ggml_vec_dot_bf16 (AVX512-BF16): two 16-lane accumulators over steps of 64, each step one
+//    vdpbf16ps per accumulator (elements 0..31 and 32..63 of the step), the two lane sums added
+//    in double, then the remaining products in double.
+//  - tinyBLAS BF16 (n a multiple of 32): one 16-lane accumulator, one vdpbf16ps per 32 elements,
+//    then reduce_16.
+// vdpbf16ps adds to lane l the product of elements 2l+1, rounded, then that of 2l, rounded; the
+// scalar twins compute exactly that for values whose products are normal floats (the instruction
+// keeps smaller products unflushed, which float arithmetic cannot: below ~1e-38 they may differ).
+float dot_f16_vec(const uint16_t* x, const uint16_t* y, int64_t n);
+float dot_f16_gemm(const uint16_t* x, const uint16_t* y, int64_t n);
+float dot_bf16_vec(const uint16_t* x, const uint16_t* y, int64_t n);
+float dot_bf16_gemm(const uint16_t* x, const uint16_t* y, int64_t n);
 
 // e^x as ggml_v_expf (AVX-512); 0 below about -104, +inf above about 88.4.
 float exp_vec(float x);

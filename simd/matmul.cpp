@@ -3,7 +3,6 @@
 #include "simd/matmul.h"
 
 #include "simd/dispatch.h"
-#include "simd/float_order.h"
 
 namespace strata::simd {
 namespace {
@@ -50,22 +49,25 @@ void Activations::quantize(quant::Type partner, const float* x, int64_t x_stride
     }
 }
 
-void matmul(const Matrix& w, const Activations& a, float* y, int64_t y_stride) {
-    const quant::VecDotFn dot = dispatch::kernels()[w.type].vec_dot;
-    const int64_t n_in = w.n_in, n_out = w.n_out, n_rows = a.n_rows();
-    if (w.type == quant::Type::F32) {
-        // F32 weights: llama.cpp's GEMM order (float_order.h), so that F32 routers and F32 models
-        // round as the reference does.
-        const bool parallel = n_out * n_rows * n_in >= kParallelWork;
-#pragma omp parallel for schedule(static) if (parallel)
-        for (int64_t r = 0; r < n_out; ++r) {
-            const auto* wr = reinterpret_cast<const float*>(w.row(r));
-            for (int64_t t = 0; t < n_rows; ++t) {
-                y[t * y_stride + r] = dot_f32(wr, static_cast<const float*>(a.row(t)), n_in);
-            }
-        }
-        return;
+bool takes_gemm_order(quant::Type type, int64_t n_in, int64_t n_out, int64_t n_rows) {
+    if (n_rows < 2 || n_out % 4 != 0) return false;
+    switch (type) {
+        case quant::Type::F32:
+        case quant::Type::F16:
+            return n_in % 16 == 0;
+        case quant::Type::BF16:
+            return n_in % 32 == 0;
+        default:
+            return false;
     }
+}
+
+void matmul(const Matrix& w, const Activations& a, float* y, int64_t y_stride, Path path) {
+    const int64_t n_in = w.n_in, n_out = w.n_out, n_rows = a.n_rows();
+    const dispatch::TypeKernels& k = dispatch::kernels()[w.type];
+    const quant::VecDotFn dot = path == Path::Gemm && takes_gemm_order(w.type, n_in, n_out, n_rows)
+                                    ? k.gemm_dot
+                                    : k.vec_dot;
     const bool parallel = n_out * n_rows * n_in >= kParallelWork;
     // Weight rows outermost: each row is read from memory once and reused for every activation
     // row while it is in cache.
@@ -77,9 +79,9 @@ void matmul(const Matrix& w, const Activations& a, float* y, int64_t y_stride) {
 }
 
 void matmul(const Matrix& w, const float* x, int64_t x_stride, int64_t n_rows, float* y,
-            int64_t y_stride, Activations& scratch) {
+            int64_t y_stride, Activations& scratch, Path path) {
     scratch.quantize(quant::traits(w.type).partner, x, x_stride, w.n_in, n_rows);
-    matmul(w, scratch, y, y_stride);
+    matmul(w, scratch, y, y_stride, path);
 }
 
 }  // namespace strata::simd

@@ -63,17 +63,33 @@ class Activations {
     int64_t direct_stride_ = 0;
 };
 
+// Which of llama.cpp's two product paths a product stands for. The two sum the float formats
+// (F32, F16, BF16) in different orders (simd/float_order.h), so each product says which one the
+// reference takes for it:
+//  - Gemm: ggml_mul_mat with contiguous activation rows. llama.cpp hands it to llamafile's
+//    tinyBLAS when there are at least two rows, n_out is a multiple of 4 and n_in a multiple of
+//    the vector step (16; 32 for BF16); otherwise one vec_dot per output.
+//  - VecDot: one vec_dot per output whatever the shape: the reference's products with strided
+//    activations (MLA's per-head query absorption) and its expert products (ggml_mul_mat_id).
+// The quantized types give the same result either way.
+enum class Path { Gemm, VecDot };
+
+// Whether llama.cpp would run a product of this type and shape on `n_rows` contiguous activation
+// rows through tinyBLAS.
+bool takes_gemm_order(quant::Type type, int64_t n_in, int64_t n_out, int64_t n_rows);
+
 // Whether Strata can multiply weights of `type`: a dot product and a partner-format converter
 // exist. Callers check this once per tensor when a model is loaded; matmul() assumes it.
 bool can_multiply(quant::Type type);
 
 // y[t * y_stride + r] = row r of w · activation row t, for t < a.n_rows(), r < w.n_out.
 // `a` must be in w's partner format with n_in = w.n_in. Rows are split across OpenMP threads.
-void matmul(const Matrix& w, const Activations& a, float* y, int64_t y_stride);
+void matmul(const Matrix& w, const Activations& a, float* y, int64_t y_stride,
+            Path path = Path::Gemm);
 
 // The same, converting the float rows x (row t at x + t * x_stride) first; `scratch` keeps the
 // converted rows between calls to avoid reallocating.
 void matmul(const Matrix& w, const float* x, int64_t x_stride, int64_t n_rows, float* y,
-            int64_t y_stride, Activations& scratch);
+            int64_t y_stride, Activations& scratch, Path path = Path::Gemm);
 
 }  // namespace strata::simd

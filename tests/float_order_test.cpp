@@ -1,0 +1,197 @@
+// The float products and row operations that follow llama.cpp's evaluation order.
+//
+//  - The scalar twins of simd/float_order compute the dot product (within a float-rounding
+//    bound of the double-precision value, for every length and both orders).
+//  - The AVX-512 kernels equal their scalar twins bit for bit: the twin spells out the order
+//    (lanes, fused multiply-adds, reduction tree) the kernel is meant to have, so any difference
+//    is a kernel that sums in another order. Skipped with a message on CPUs without AVX-512.
+//  - matmul picks the reference's path: tinyBLAS for batches of suitable shape, vec_dot
+//    otherwise and for Path::VecDot.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "simd/avx512/kernels.h"
+#include "simd/dispatch.h"
+#include "simd/float_order.h"
+#include "simd/fp16.h"
+#include "simd/matmul.h"
+
+namespace strata {
+namespace {
+
+using quant::Type;
+
+constexpr double kUnit = 1.0 / (1 << 24);  // float unit roundoff
+
+// Lengths that exercise whole steps of 16, 32 and 64, partial last steps and short rows.
+const int64_t kLengths[] = {1, 7, 15, 16, 17, 31, 32, 33, 63, 64, 65, 96, 127, 128, 200, 256, 1000};
+
+struct Rows {
+    std::vector<float> x, y;       // the values (for F16 / BF16: exactly the rounded halves)
+    std::vector<uint16_t> hx, hy;  // F16 / BF16 bits
+    double exact = 0.0;            // Σ x·y in double
+    double abs_sum = 0.0;          // Σ |x·y|
+};
+
+Rows make_rows(Type type, int64_t n, std::mt19937& rng) {
+    std::normal_distribution<float> nd;
+    Rows r;
+    for (int64_t i = 0; i < n; ++i) {
+        float a = nd(rng), b = nd(rng) * 0.05f;
+        if (type == Type::F16) {
+            r.hx.push_back(fp32_to_fp16(a));
+            r.hy.push_back(fp32_to_fp16(b));
+            a = fp16_to_fp32(r.hx.back());
+            b = fp16_to_fp32(r.hy.back());
+        } else if (type == Type::BF16) {
+            r.hx.push_back(fp32_to_bf16(a));
+            r.hy.push_back(fp32_to_bf16(b));
+            a = bf16_to_fp32(r.hx.back());
+            b = bf16_to_fp32(r.hy.back());
+        }
+        r.x.push_back(a);
+        r.y.push_back(b);
+        r.exact += static_cast<double>(a) * b;
+        r.abs_sum += std::fabs(static_cast<double>(a) * b);
+    }
+    return r;
+}
+
+// Any order of n float additions of exact products is within n·u·Σ|x·y| of the exact sum.
+double bound(const Rows& r) {
+    return 1.01 * static_cast<double>(r.x.size() + 2) * kUnit * r.abs_sum + 1e-30;
+}
+
+TEST(FloatOrder, ScalarTwinsComputeTheDotProduct) {
+    std::mt19937 rng(21);
+    for (int64_t n : kLengths) {
+        SCOPED_TRACE("n = " + std::to_string(n));
+        const Rows f = make_rows(Type::F32, n, rng);
+        EXPECT_NEAR(simd::dot_f32_vec(f.x.data(), f.y.data(), n), f.exact, bound(f));
+        const Rows h = make_rows(Type::F16, n, rng);
+        EXPECT_NEAR(simd::dot_f16_vec(h.hx.data(), h.hy.data(), n), h.exact, bound(h));
+        const Rows b = make_rows(Type::BF16, n, rng);
+        EXPECT_NEAR(simd::dot_bf16_vec(b.hx.data(), b.hy.data(), n), b.exact, bound(b));
+        // The GEMM orders exist for whole vector steps only.
+        if (n % 16 == 0) {
+            EXPECT_NEAR(simd::dot_f32_gemm(f.x.data(), f.y.data(), n), f.exact, bound(f));
+            EXPECT_NEAR(simd::dot_f16_gemm(h.hx.data(), h.hy.data(), n), h.exact, bound(h));
+        }
+        if (n % 32 == 0) {
+            EXPECT_NEAR(simd::dot_bf16_gemm(b.hx.data(), b.hy.data(), n), b.exact, bound(b));
+        }
+    }
+}
+
+TEST(FloatOrder, VecPrefixIsTheFullProductWithZeros) {
+    // Masked attention positions: the first n of n_total terms with the rest zero.
+    std::mt19937 rng(22);
+    for (int64_t n : {1, 40, 63, 64, 100}) {
+        for (int64_t n_total : {n, n + 1, (n + 63) / 64 * 64, int64_t{256}}) {
+            if (n_total < n) continue;
+            Rows r = make_rows(Type::F32, n_total, rng);
+            std::vector<float> y0 = r.y;
+            for (int64_t i = n; i < n_total; ++i) y0[static_cast<size_t>(i)] = 0.0f;
+            EXPECT_EQ(simd::dot_f32_vec_prefix(r.x.data(), r.y.data(), n, n_total),
+                      simd::dot_f32_vec(r.x.data(), y0.data(), n_total))
+                << n << " of " << n_total;
+        }
+    }
+}
+
+bool cpu_has_avx512() {
+    return dispatch::features().avx512_set();
+}
+
+TEST(FloatOrder, Avx512KernelsEqualTheirScalarTwins) {
+    if (!cpu_has_avx512())
+        GTEST_SKIP() << "this CPU (or its OS) lacks AVX-512 (F/BW/VL/DQ/VNNI/BF16): the AVX-512 "
+                        "float kernels cannot run here and are not checked";
+    std::mt19937 rng(23);
+    for (int trial = 0; trial < 4; ++trial) {
+        for (int64_t n : kLengths) {
+            SCOPED_TRACE("n = " + std::to_string(n));
+            const Rows f = make_rows(Type::F32, n, rng);
+            EXPECT_EQ(quant::avx512::vec_dot_f32(n, f.x.data(), f.y.data()),
+                      simd::dot_f32_vec(f.x.data(), f.y.data(), n));
+            const Rows h = make_rows(Type::F16, n, rng);
+            EXPECT_EQ(quant::avx512::vec_dot_f16(n, h.hx.data(), h.hy.data()),
+                      simd::dot_f16_vec(h.hx.data(), h.hy.data(), n));
+            const Rows b = make_rows(Type::BF16, n, rng);
+            EXPECT_EQ(quant::avx512::vec_dot_bf16(n, b.hx.data(), b.hy.data()),
+                      simd::dot_bf16_vec(b.hx.data(), b.hy.data(), n));
+            if (n % 16 == 0) {
+                EXPECT_EQ(quant::avx512::gemm_dot_f32(n, f.x.data(), f.y.data()),
+                          simd::dot_f32_gemm(f.x.data(), f.y.data(), n));
+                EXPECT_EQ(quant::avx512::gemm_dot_f16(n, h.hx.data(), h.hy.data()),
+                          simd::dot_f16_gemm(h.hx.data(), h.hy.data(), n));
+            }
+            if (n % 32 == 0) {
+                EXPECT_EQ(quant::avx512::gemm_dot_bf16(n, b.hx.data(), b.hy.data()),
+                          simd::dot_bf16_gemm(b.hx.data(), b.hy.data(), n));
+            }
+        }
+    }
+}
+
+TEST(FloatOrder, Avx512KernelsAreRegisteredForTheFloatTypes) {
+    if (!cpu_has_avx512())
+        GTEST_SKIP() << "this CPU (or its OS) lacks AVX-512: nothing is registered to check";
+    const dispatch::KernelTable table =
+        dispatch::build_table(dispatch::features(), dispatch::Isa::avx512);
+    for (Type t : {Type::F32, Type::F16, Type::BF16}) {
+        EXPECT_EQ(table[t].vec_dot_isa, dispatch::Isa::avx512) << quant::type_name(t);
+        EXPECT_EQ(table[t].gemm_dot_isa, dispatch::Isa::avx512) << quant::type_name(t);
+    }
+    // A quantized type's GEMM product is its vec_dot.
+    EXPECT_EQ(table[Type::Q4_K].gemm_dot, table[Type::Q4_K].vec_dot);
+    // Below AVX-512 the float types keep their scalar references.
+    const dispatch::KernelTable avx2 =
+        dispatch::build_table(dispatch::features(), dispatch::Isa::avx2);
+    EXPECT_EQ(avx2[Type::F32].gemm_dot, quant::traits(Type::F32).vec_dot);
+}
+
+TEST(FloatOrder, GemmOrderOnlyWhereTinyBlasRuns) {
+    // Batches of at least two rows, n_out a multiple of 4, n_in a multiple of the vector step.
+    EXPECT_TRUE(simd::takes_gemm_order(Type::F32, 64, 8, 2));
+    EXPECT_FALSE(simd::takes_gemm_order(Type::F32, 64, 8, 1));
+    EXPECT_FALSE(simd::takes_gemm_order(Type::F32, 64, 6, 2));
+    EXPECT_FALSE(simd::takes_gemm_order(Type::F32, 72, 8, 2));
+    EXPECT_TRUE(simd::takes_gemm_order(Type::F16, 48, 4, 3));
+    EXPECT_TRUE(simd::takes_gemm_order(Type::BF16, 64, 4, 3));
+    EXPECT_FALSE(simd::takes_gemm_order(Type::BF16, 48, 4, 3));
+    EXPECT_FALSE(simd::takes_gemm_order(Type::Q8_0, 64, 8, 2));
+}
+
+TEST(FloatOrder, MatmulFollowsThePath) {
+    std::mt19937 rng(24);
+    const int64_t n_in = 64, n_out = 8, n_rows = 3;
+    const Rows w = make_rows(Type::F32, n_in * n_out, rng);
+    const Rows x = make_rows(Type::F32, n_in * n_rows, rng);
+    const simd::Matrix m{reinterpret_cast<const uint8_t*>(w.x.data()), Type::F32, n_in, n_out,
+                         n_in * sizeof(float)};
+    const dispatch::TypeKernels& k = dispatch::kernels()[Type::F32];
+    simd::Activations act;
+    std::vector<float> gemm(static_cast<size_t>(n_out * n_rows)), vec(gemm.size());
+    simd::matmul(m, x.x.data(), n_in, n_rows, gemm.data(), n_out, act);
+    simd::matmul(m, x.x.data(), n_in, n_rows, vec.data(), n_out, act, simd::Path::VecDot);
+    for (int64_t t = 0; t < n_rows; ++t) {
+        for (int64_t r = 0; r < n_out; ++r) {
+            const float* wr = w.x.data() + r * n_in;
+            const float* xt = x.x.data() + t * n_in;
+            EXPECT_EQ(gemm[static_cast<size_t>(t * n_out + r)], k.gemm_dot(n_in, wr, xt));
+            EXPECT_EQ(vec[static_cast<size_t>(t * n_out + r)], k.vec_dot(n_in, wr, xt));
+        }
+    }
+    // One row: vec_dot whatever the path.
+    simd::matmul(m, x.x.data(), n_in, 1, gemm.data(), n_out, act);
+    for (int64_t r = 0; r < n_out; ++r)
+        EXPECT_EQ(gemm[static_cast<size_t>(r)], k.vec_dot(n_in, w.x.data() + r * n_in, x.x.data()));
+}
+
+}  // namespace
+}  // namespace strata
