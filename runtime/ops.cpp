@@ -28,15 +28,21 @@ void swiglu(const float* gate, const float* up, int64_t n, float* out) {
 }
 
 void softmax(float* x, int64_t n) {
+    softmax_masked(x, n, n);
+}
+
+void softmax_masked(float* x, int64_t n, int64_t n_total) {
     float max = -INFINITY;
     for (int64_t i = 0; i < n; ++i) max = std::max(max, x[i]);
     double sum = 0.0;
+    // Whole groups of 16 of the full row go through the vector exp; e^-inf is 0 there.
+    const int64_t vec = n_total & ~int64_t{15};
     int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
+    for (; i < n && i < vec; i += 16) {
         float lanes[16];
         for (int64_t l = 0; l < 16; ++l) {
-            x[i + l] = simd::exp_vec(x[i + l] - max);
-            lanes[l] = x[i + l];
+            lanes[l] = i + l < n ? simd::exp_vec(x[i + l] - max) : 0.0f;
+            if (i + l < n) x[i + l] = lanes[l];
         }
         sum += static_cast<double>(simd::reduce_16(lanes));
     }
@@ -86,8 +92,10 @@ void rope_table(const RopeParams& p, int64_t pos, float* table) {
     float corr[2] = {0.0f, 0.0f};
     if (p.ext_factor != 0.0f) yarn_corr_dims(p, corr);
     float mscale = p.attn_factor;
-    // YaRN's magnitude correction for interpolated frequencies.
-    if (p.ext_factor != 0.0f) mscale *= 1.0f + 0.1f * std::log(1.0f / p.freq_scale);
+    // YaRN's magnitude correction for interpolated frequencies. Here and in the mix below, the
+    // fused multiply-adds are the ones the reference's compiler forms (ggml-cpu is built as GNU
+    // C++ with contraction on).
+    if (p.ext_factor != 0.0f) mscale *= std::fma(0.1f, std::log(1.0f / p.freq_scale), 1.0f);
 
     float theta_extrap = static_cast<float>(pos);
     for (int64_t pair = 0; pair < p.n_rot / 2; ++pair) {
@@ -97,7 +105,7 @@ void rope_table(const RopeParams& p, int64_t pos, float* table) {
         float theta = interp;
         if (p.ext_factor != 0.0f) {
             const float mix = yarn_ramp(corr[0], corr[1], pair) * p.ext_factor;
-            theta = interp * (1.0f - mix) + extrap * mix;
+            theta = std::fma(interp, 1.0f - mix, extrap * mix);
         }
         table[2 * pair] = std::cos(theta) * mscale;
         table[2 * pair + 1] = std::sin(theta) * mscale;
@@ -113,8 +121,11 @@ void rope_apply(const RopeParams& p, const float* table, float* x) {
         float* b = p.layout == RopeLayout::Adjacent ? a + 1 : a + half;
         const float c = table[2 * pair], s = table[2 * pair + 1];
         const float x0 = *a, x1 = *b;
-        *a = x0 * c - x1 * s;
-        *b = x0 * s + x1 * c;
+        // The reference's compiler contracts each line into one fused multiply-add (ggml's CPU
+        // files are built as GNU C/C++, where contraction is on): the second product is
+        // rounded, the first is not.
+        *a = std::fma(x0, c, -(x1 * s));
+        *b = std::fma(x0, s, x1 * c);
     }
 }
 

@@ -21,6 +21,11 @@ void swiglu(const float* gate, const float* up, int64_t n, float* out);
 // double; every entry scaled by the float of 1 / sum.
 void softmax(float* x, int64_t n);
 
+// The same over a row of n_total entries of which only the first n are scores and the rest are
+// masked (-inf): an attention row of llama.cpp's cache view. The masked entries take part in the
+// vector groups as zeros, so the first n come out as ggml computes them; x holds only n floats.
+void softmax_masked(float* x, int64_t n, int64_t n_total);
+
 float sigmoid(float x);
 
 // y[i] += x[i]

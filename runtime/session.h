@@ -5,8 +5,9 @@
 //   while (...) { int32_t id = sampler.sample(logits); logits = s.decode({&id, 1}); }
 //
 // Prompts are evaluated in batches of n_batch tokens (one forward pass each, causal mask);
-// decoding is one token per call. A token's logits do not depend on how the tokens before it were
-// batched. Nothing is evaluated when the context would overflow: the call throws strata::Error.
+// decoding is one token per call. How the tokens before a token were batched changes its logits
+// by float rounding only, exactly as it does in llama.cpp (arch/forward.h). Nothing is evaluated
+// when the context would overflow: the call throws strata::Error.
 #pragma once
 
 #include <cstdint>

@@ -7,6 +7,7 @@
 //    is a kernel that sums in another order. Skipped with a message on CPUs without AVX-512.
 //  - matmul picks the reference's path: tinyBLAS for batches of suitable shape, vec_dot
 //    otherwise and for Path::VecDot.
+//  - The masked softmax of an attention row equals the plain softmax of the row padded with -inf.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -14,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "runtime/arch/attention.h"
+#include "runtime/ops.h"
 #include "simd/avx512/kernels.h"
 #include "simd/dispatch.h"
 #include "simd/float_order.h"
@@ -191,6 +194,36 @@ TEST(FloatOrder, MatmulFollowsThePath) {
     simd::matmul(m, x.x.data(), n_in, 1, gemm.data(), n_out, act);
     for (int64_t r = 0; r < n_out; ++r)
         EXPECT_EQ(gemm[static_cast<size_t>(r)], k.vec_dot(n_in, w.x.data() + r * n_in, x.x.data()));
+}
+
+TEST(FloatOrder, MaskedSoftmaxIsTheSoftmaxOfThePaddedRow) {
+    std::mt19937 rng(25);
+    std::normal_distribution<float> nd(0.0f, 3.0f);
+    for (int64_t n : {1, 5, 16, 17, 40, 255, 256, 300}) {
+        for (int64_t n_total : {n, arch::kv_view_length(n)}) {
+            std::vector<float> row(static_cast<size_t>(n));
+            for (float& v : row) v = nd(rng);
+            std::vector<float> padded(static_cast<size_t>(n_total), -INFINITY);
+            std::copy(row.begin(), row.end(), padded.begin());
+            ops::softmax(padded.data(), n_total);
+            ops::softmax_masked(row.data(), n, n_total);
+            double sum = 0.0;
+            for (int64_t i = 0; i < n; ++i) {
+                EXPECT_EQ(row[static_cast<size_t>(i)], padded[static_cast<size_t>(i)])
+                    << n << " of " << n_total << " entry " << i;
+                sum += row[static_cast<size_t>(i)];
+            }
+            for (int64_t i = n; i < n_total; ++i) EXPECT_EQ(padded[static_cast<size_t>(i)], 0.0f);
+            EXPECT_NEAR(sum, 1.0, 1e-5);
+        }
+    }
+}
+
+TEST(FloatOrder, KvViewGrowsInStepsOf256) {
+    EXPECT_EQ(arch::kv_view_length(1), 256);
+    EXPECT_EQ(arch::kv_view_length(256), 256);
+    EXPECT_EQ(arch::kv_view_length(257), 512);
+    EXPECT_EQ(arch::kv_view_length(4000), 4096);
 }
 
 }  // namespace

@@ -3,37 +3,50 @@
 
 #include <algorithm>
 
+#include "runtime/arch/tap.h"
 #include "runtime/ops.h"
 #include "simd/float_order.h"
 
 namespace strata::arch {
 
+int64_t kv_view_length(int64_t n_used) {
+    constexpr int64_t kPad = 256;
+    return std::max<int64_t>(kPad, (n_used + kPad - 1) / kPad * kPad);
+}
+
 void attend(const AttentionShape& s, const KvCache& cache, int64_t layer, int64_t pos0, int64_t n,
             const float* q, int64_t q_stride, float* out, int64_t out_stride,
             std::vector<float>& scratch) {
     const int64_t group = s.n_head / s.n_head_kv;
-    const int64_t n_kv = pos0 + n;  // the reference's cache view for this batch
+    const int64_t n_used = pos0 + n;              // cache positions this batch can see
+    const int64_t n_kv = kv_view_length(n_used);  // the reference's cache view, later ones masked
     const int64_t jobs = n * s.n_head;
 
     // Value rows over positions: the transposed V cache, or (MLA) the latent part of the key
     // rows transposed once per call, as the reference makes it contiguous before its product.
     const float* latent_t = nullptr;
     if (s.values_in_keys) {
-        scratch.resize(static_cast<size_t>(s.v_dim * n_kv));
-        for (int64_t j = 0; j < n_kv; ++j) {
+        scratch.resize(static_cast<size_t>(s.v_dim * n_used));
+        for (int64_t j = 0; j < n_used; ++j) {
             const float* row = cache.k(layer, j);
             for (int64_t i = 0; i < s.v_dim; ++i)
-                scratch[static_cast<size_t>(i * n_kv + j)] = row[i];
+                scratch[static_cast<size_t>(i * n_used + j)] = row[i];
         }
         latent_t = scratch.data();
     }
-    const bool gemm_order = n_kv % 16 == 0;
+    // The weighted sum of values is the reference's matrix product of the value rows [n_kv,
+    // v_dim] with the probabilities [n_kv, n]: tinyBLAS (n_kv is a multiple of 16) unless the
+    // batch has one row or v_dim is not a multiple of 4, then ggml_vec_dot_f32.
+    const bool gemm_order = n >= 2 && s.v_dim % 4 == 0;
+    // Debugging taps (tap.h): the probabilities as the reference's [n_kv, n, n_head] tensor.
+    std::vector<float> tap_probs;
+    if (tap_enabled()) tap_probs.assign(static_cast<size_t>(s.n_head * n * n_kv), 0.0f);
 
     // Rough multiply-adds; small batches stay on one thread.
-    const bool parallel = jobs * n_kv * (s.k_dim + s.v_dim) >= (1 << 18);
+    const bool parallel = jobs * n_used * (s.k_dim + s.v_dim) >= (1 << 18);
 #pragma omp parallel if (parallel)
     {
-        std::vector<float> scores(static_cast<size_t>(n_kv));  // (n_kv) of one query
+        std::vector<float> scores(static_cast<size_t>(n_used));  // (n_used) of one query
 #pragma omp for schedule(dynamic, 1)
         for (int64_t job = 0; job < jobs; ++job) {
             const int64_t t = job / s.n_head, h = job % s.n_head, g = h / group;
@@ -43,16 +56,20 @@ void attend(const AttentionShape& s, const KvCache& cache, int64_t layer, int64_
                 const float* kj = cache.k(layer, j) + g * s.k_dim;
                 scores[static_cast<size_t>(j)] = simd::dot_f32_vec(kj, qh, s.k_dim) * s.scale;
             }
-            ops::softmax(scores.data(), n_valid);
+            ops::softmax_masked(scores.data(), n_valid, n_kv);
+            if (tap_enabled())
+                std::copy(scores.begin(), scores.begin() + n_valid,
+                          tap_probs.begin() + (h * n + t) * n_kv);
             float* oh = out + t * out_stride + h * s.v_dim;
             for (int64_t i = 0; i < s.v_dim; ++i) {
                 const float* vi =
-                    latent_t ? latent_t + i * n_kv : cache.v_col(layer, g * s.v_dim + i);
+                    latent_t ? latent_t + i * n_used : cache.v_col(layer, g * s.v_dim + i);
                 oh[i] = gemm_order ? simd::dot_f32_gemm(vi, scores.data(), n_valid)
                                    : simd::dot_f32_vec_prefix(vi, scores.data(), n_valid, n_kv);
             }
         }
     }
+    tap("kq_soft_max", layer, tap_probs.data(), static_cast<int64_t>(tap_probs.size()));
 }
 
 }  // namespace strata::arch

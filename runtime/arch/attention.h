@@ -18,16 +18,21 @@ struct AttentionShape {
     bool values_in_keys = false;
 };
 
+// The number of cache positions llama.cpp's attention reads when n_used are filled: its KV cache
+// view grows in steps of 256 (llama_kv_cache::get_n_kv), and the positions past n_used are
+// masked. The view length decides the softmax's vector groups and the product's lane layout.
+int64_t kv_view_length(int64_t n_used);
+
 // For query rows t < n at positions pos0 + t: out head h = Σ_j softmax_j(scale · q_h · k_j) v_j
 // over cache positions j ≤ pos0 + t of `layer`. q head h starts at q + t·q_stride + h·k_dim, out
 // head h at out + t·out_stride + h·v_dim. Work is split over (token, head) across OpenMP threads.
 //
-// Rounded as llama.cpp's non-flash attention over a batch whose cache view holds
-// n_kv = pos0 + n positions, later ones masked: q·k as ggml_vec_dot_f32; the softmax of the
-// unmasked scores (ops::softmax; its vector-exp groups follow the unmasked length, which the
-// golden quantized cases confirm bit for bit); the weighted sum of values as the reference's
-// matrix product over n_kv (tinyBLAS when n_kv is a multiple of 16, ggml_vec_dot_f32 otherwise,
-// masked terms being zero). `scratch` holds the values transposed for MLA.
+// Rounded as llama.cpp's non-flash attention over its cache view of n_kv = kv_view_length(pos0 +
+// n) positions, later ones masked: q·k as ggml_vec_dot_f32; the softmax of the whole masked row
+// (ops::softmax_masked); the weighted sum of values as the reference's matrix product over n_kv
+// positions (tinyBLAS for batches of two or more rows when v_dim is a multiple of 4,
+// ggml_vec_dot_f32 otherwise; masked terms are zeros). `scratch` holds the values transposed for
+// MLA.
 void attend(const AttentionShape& s, const KvCache& cache, int64_t layer, int64_t pos0, int64_t n,
             const float* q, int64_t q_stride, float* out, int64_t out_stride,
             std::vector<float>& scratch);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "runtime/arch/tap.h"
 #include "runtime/error.h"
 
 namespace strata::arch {
@@ -114,17 +115,21 @@ float* grow(std::vector<float>& v, int64_t n) {
     return v.data();
 }
 
-void run_ffn(const Ffn& w, const float* x, int64_t n_rows, float* out, FfnScratch& s) {
+void run_ffn(const Ffn& w, const float* x, int64_t n_rows, float* out, FfnScratch& s,
+             simd::Path path) {
     const int64_t n_embd = w.gate.n_in, n_ff = w.gate.n_out;
     float* gate = grow(s.gate, n_rows * n_ff);
     float* up = grow(s.up, n_rows * n_ff);
     // gate and up share their input and partner format in every file llama-quantize writes,
     // but a mix may differ: convert per product.
-    simd::matmul(w.gate, x, n_embd, n_rows, gate, n_ff, s.act);
-    simd::matmul(w.up, x, n_embd, n_rows, up, n_ff, s.act);
+    simd::matmul(w.gate, x, n_embd, n_rows, gate, n_ff, s.act, path);
+    simd::matmul(w.up, x, n_embd, n_rows, up, n_ff, s.act, path);
+    tap("ffn_gate", kTapCurrent, gate, n_rows * n_ff);
+    tap("ffn_up", kTapCurrent, up, n_rows * n_ff);
     for (int64_t t = 0; t < n_rows; ++t)
         ops::swiglu(gate + t * n_ff, up + t * n_ff, n_ff, gate + t * n_ff);
-    simd::matmul(w.down, gate, n_ff, n_rows, out, w.down.n_out, s.act);
+    tap("ffn_swiglu", kTapCurrent, gate, n_rows * n_ff);
+    simd::matmul(w.down, gate, n_ff, n_rows, out, w.down.n_out, s.act, path);
 }
 
 OutputHead::OutputHead(const Model& model)
@@ -137,7 +142,9 @@ void OutputHead::run(const float* x, int64_t n_embd, int64_t n_rows, float* logi
     float* xn = grow(tmp, n_rows * n_embd);
     for (int64_t t = 0; t < n_rows; ++t)
         ops::rms_norm(x + t * n_embd, norm.data(), n_embd, eps, xn + t * n_embd);
+    tap("result_norm", -1, xn, n_rows * n_embd);
     simd::matmul(output, xn, n_embd, n_rows, logits, output.n_out, act);
+    tap("result_output", -1, logits, n_rows * output.n_out);
 }
 
 }  // namespace strata::arch

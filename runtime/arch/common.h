@@ -55,8 +55,10 @@ struct FfnScratch {
     simd::Activations act;
 };
 
-// out (n_rows, n_embd) = FFN of x (n_rows, n_embd).
-void run_ffn(const Ffn& w, const float* x, int64_t n_rows, float* out, FfnScratch& s);
+// out (n_rows, n_embd) = FFN of x (n_rows, n_embd). `path`: how the reference multiplies
+// (simd::Path::VecDot for experts, which it runs through ggml_mul_mat_id).
+void run_ffn(const Ffn& w, const float* x, int64_t n_rows, float* out, FfnScratch& s,
+             simd::Path path = simd::Path::Gemm);
 
 // Final norm and lm_head of the output rows: logits (n_out_rows, n_vocab) of x rows
 // [first, first + n_out_rows) of (.., n_embd).

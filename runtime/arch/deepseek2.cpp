@@ -19,6 +19,7 @@
 #include "runtime/arch/attention.h"
 #include "runtime/arch/common.h"
 #include "runtime/arch/router.h"
+#include "runtime/arch/tap.h"
 
 namespace strata::arch {
 namespace {
@@ -95,26 +96,34 @@ class DeepSeek2Forward final : public Forward {
         float* out = grow(out_, n * n_embd);
         for (int64_t t = 0; t < n; ++t) embed_row(*model_.token_embd, tokens[t], x + t * n_embd);
         const std::vector<float> tables = rope_tables(rope_, pos0, n);
+        tap_next_pass();
 
         for (int64_t il = 0; il < hp_.n_layer; ++il) {
             const MlaLayer& L = layers_[static_cast<size_t>(il)];
+            tap_set_layer(il);
             for (int64_t t = 0; t < n; ++t) {
                 ops::rms_norm(x + t * n_embd, L.attn_norm.data(), n_embd, hp_.rms_eps,
                               xn + t * n_embd);
             }
+            tap("attn_norm", il, xn, n * n_embd);
             attention(L, il, xn, n, pos0, tables, cache, out);
+            tap("attn_out", il, out, n * n_embd);
             ops::add(x, out, n * n_embd);
+            tap("ffn_inp", il, x, n * n_embd);
 
             for (int64_t t = 0; t < n; ++t) {
                 ops::rms_norm(x + t * n_embd, L.ffn_norm.data(), n_embd, hp_.rms_eps,
                               xn + t * n_embd);
             }
+            tap("ffn_norm", il, xn, n * n_embd);
             if (L.moe) {
                 moe(L, xn, n, out);
             } else {
                 run_ffn(L.dense, xn, n, out, ffn_);
             }
+            tap("ffn_out", il, out, n * n_embd);
             ops::add(x, out, n * n_embd);
+            tap("l_out", il, x, n * n_embd);
         }
         if (!logits) return;
         const int64_t first = all_logits ? 0 : n - 1;
@@ -183,8 +192,10 @@ class DeepSeek2Forward final : public Forward {
         } else {
             simd::matmul(L.wq, xn, n_embd, n, q, q_dim, act_);
         }
+        tap("q", il, q, n * q_dim);
         float* kv = grow(kv_, n * row);
         simd::matmul(L.wkv_a, xn, n_embd, n, kv, row, act_);
+        tap("kv_cmpr_pe", il, kv, n * row);
 
         // Cache rows: [rms_norm(latent) | rope(k_pe)]; queries' rope parts rotated in place.
         for (int64_t t = 0; t < n; ++t) {
@@ -200,13 +211,15 @@ class DeepSeek2Forward final : public Forward {
         // Absorbed queries, (n, n_head, lora + rope): [k_b_h · q_nope | q_pe].
         float* qabs = grow(qcat_, n * n_head * row);
         for (int64_t h = 0; h < n_head; ++h) {
+            // The reference multiplies a strided view of the queries here: row by row.
             simd::matmul(L.k_b[static_cast<size_t>(h)], q + h * q_head, q_dim, n, qabs + h * row,
-                         n_head * row, act_);
+                         n_head * row, act_, simd::Path::VecDot);
             for (int64_t t = 0; t < n; ++t) {
                 std::memcpy(qabs + (t * n_head + h) * row + lora, q + t * q_dim + h * q_head + nope,
                             sizeof(float) * rope);
             }
         }
+        tap("Qcur", il, qabs, n * n_head * row);
         AttentionShape shape;
         shape.n_head = n_head;
         shape.n_head_kv = 1;
@@ -224,6 +237,7 @@ class DeepSeek2Forward final : public Forward {
             simd::matmul(L.v_b[static_cast<size_t>(h)], lat + h * lora, n_head * lora, n,
                          heads + h * hp_.v_head, v_dim, act_);
         }
+        tap("kqv_out", il, heads, n * v_dim);
         simd::matmul(L.wo, heads, v_dim, n, out, n_embd, act_);
     }
 
@@ -232,6 +246,7 @@ class DeepSeek2Forward final : public Forward {
         const int64_t n_embd = hp_.n_embd, k = router_.n_used;
         float* logits = grow(router_logits_, n * hp_.n_expert);
         simd::matmul(L.router, xn, n_embd, n, logits, hp_.n_expert, act_);
+        tap("ffn_moe_logits", kTapCurrent, logits, n * hp_.n_expert);
         ids_.resize(static_cast<size_t>(n * k));
         float* weights = grow(weights_, n * k);
         const float* bias = L.probs_bias.empty() ? nullptr : L.probs_bias.data();
@@ -255,7 +270,7 @@ class DeepSeek2Forward final : public Forward {
                             sizeof(float) * n_embd);
             }
             float* res = grow(expert_out_, m * n_embd);
-            run_ffn(L.experts[static_cast<size_t>(e)], in, m, res, ffn_);
+            run_ffn(L.experts[static_cast<size_t>(e)], in, m, res, ffn_, simd::Path::VecDot);
             for (int64_t r = 0; r < m; ++r) {
                 const int64_t slot = picks[static_cast<size_t>(r)];
                 const float w = weights[slot];
@@ -263,6 +278,7 @@ class DeepSeek2Forward final : public Forward {
                 for (int64_t i = 0; i < n_embd; ++i) dst[i] = res[r * n_embd + i] * w;
             }
         }
+        tap("ffn_moe_weighted", kTapCurrent, slots, n * k * n_embd);
         // Slots summed in selection order, then the shared experts added, as the reference does.
         for (int64_t t = 0; t < n; ++t) {
             float* o = out + t * n_embd;
@@ -271,7 +287,9 @@ class DeepSeek2Forward final : public Forward {
         }
         if (L.shared) {
             float* sh = grow(shared_out_, n * n_embd);
+            tap("ffn_moe_out", kTapCurrent, out, n * n_embd);
             run_ffn(L.shared_ffn, xn, n, sh, ffn_);
+            tap("ffn_shexp", kTapCurrent, sh, n * n_embd);
             ops::add(out, sh, n * n_embd);
         }
     }

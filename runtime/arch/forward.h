@@ -1,9 +1,10 @@
 // The forward pass of one architecture: tokens in, logits out, keys and values into the cache.
 //
 // A batch of tokens is computed in one pass with a causal mask: token t at position pos0 + t
-// attends to every cached position up to its own. Each token's arithmetic does not depend on
-// which other tokens share its batch, so a prompt evaluated in one batch and the same prompt
-// evaluated in pieces give the same logits.
+// attends to every cached position up to its own. The arithmetic is llama.cpp's for the same
+// batch, including where the reference's order depends on the batch (float weights are summed
+// in another order for one row than for several, and attention over a cache view that grows in
+// steps of 256), so a prompt evaluated in pieces differs from one batch by float rounding only.
 #pragma once
 
 #include <cstdint>

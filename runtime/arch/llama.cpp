@@ -7,6 +7,7 @@
 #include "runtime/arch/archs.h"
 #include "runtime/arch/attention.h"
 #include "runtime/arch/common.h"
+#include "runtime/arch/tap.h"
 
 namespace strata::arch {
 namespace {
@@ -62,6 +63,8 @@ class GqaForward final : public Forward {
         float* out = grow(out_, n * n_embd);
         for (int64_t t = 0; t < n; ++t) embed_row(*model_.token_embd, tokens[t], x + t * n_embd);
         const std::vector<float> tables = rope_tables(rope_, pos0, n);
+        tap_next_pass();
+        tap("embd", -1, x, n * n_embd);
 
         for (int64_t il = 0; il < hp_.n_layer; ++il) {
             const GqaLayer& L = layers_[static_cast<size_t>(il)];
@@ -69,9 +72,14 @@ class GqaForward final : public Forward {
                 ops::rms_norm(x + t * n_embd, L.attn_norm.data(), n_embd, hp_.rms_eps,
                               xn + t * n_embd);
             }
+            tap_set_layer(il);
+            tap("attn_norm", il, xn, n * n_embd);
             project(L.wq, L.bq, xn, n, q);
             project(L.wk, L.bk, xn, n, k);
             project(L.wv, L.bv, xn, n, v);
+            tap("Qcur", il, q, n * q_dim);
+            tap("Kcur", il, k, n * kv_dim);
+            tap("Vcur", il, v, n * kv_dim);
             for (int64_t t = 0; t < n; ++t) {
                 const float* table = tables.data() + t * rope_.n_rot;
                 for (int64_t h = 0; h < hp_.n_head; ++h)
@@ -82,6 +90,8 @@ class GqaForward final : public Forward {
                 for (int64_t i = 0; i < kv_dim; ++i)
                     cache.v_col(il, i)[pos0 + t] = v[t * kv_dim + i];
             }
+            tap("Qcur@ROPE", il, q, n * q_dim);
+            tap("Kcur@ROPE", il, k, n * kv_dim);
             AttentionShape shape;
             shape.n_head = hp_.n_head;
             shape.n_head_kv = hp_.n_head_kv;
@@ -89,15 +99,21 @@ class GqaForward final : public Forward {
             shape.v_dim = hd;
             shape.scale = 1.0f / std::sqrt(static_cast<float>(hd));
             attend(shape, cache, il, pos0, n, q, q_dim, att, q_dim, attn_scratch_);
+            tap("kqv_out", il, att, n * q_dim);
             simd::matmul(L.wo, att, q_dim, n, out, n_embd, act_);
+            tap("attn_out", il, out, n * n_embd);
             ops::add(x, out, n * n_embd);
+            tap("ffn_inp", il, x, n * n_embd);
 
             for (int64_t t = 0; t < n; ++t) {
                 ops::rms_norm(x + t * n_embd, L.ffn_norm.data(), n_embd, hp_.rms_eps,
                               xn + t * n_embd);
             }
+            tap("ffn_norm", il, xn, n * n_embd);
             run_ffn(L.ffn, xn, n, out, ffn_);
+            tap("ffn_out", il, out, n * n_embd);
             ops::add(x, out, n * n_embd);
+            tap("l_out", il, x, n * n_embd);
         }
         if (!logits) return;
         const int64_t first = all_logits ? 0 : n - 1;
