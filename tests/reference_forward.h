@@ -20,6 +20,7 @@
 #include <span>
 #include <vector>
 
+#include "runtime/logit_metrics.h"
 #include "runtime/model.h"
 #include "simd/quant.h"
 
@@ -333,42 +334,9 @@ class ReferenceForward {
     const HParams& hp_;
 };
 
-// max_i |a_i − b_i| / max_i |b_i| of one row of n.
-template <typename A, typename B>
-double row_max_rel(const A* a, const B* b, int64_t n) {
-    double err = 0.0, ref = 0.0;
-    for (int64_t i = 0; i < n; ++i) {
-        err = std::max(err, std::fabs(static_cast<double>(a[i]) - static_cast<double>(b[i])));
-        ref = std::max(ref, std::fabs(static_cast<double>(b[i])));
-    }
-    return err / ref;
-}
-
-// KL(softmax(ref) ‖ softmax(out)) of one row, in double.
-template <typename A, typename B>
-double row_kl(const A* out, const B* ref, int64_t n) {
-    double mo = -INFINITY, mr = -INFINITY;
-    for (int64_t i = 0; i < n; ++i) {
-        mo = std::max(mo, static_cast<double>(out[i]));
-        mr = std::max(mr, static_cast<double>(ref[i]));
-    }
-    double so = 0.0, sr = 0.0;
-    for (int64_t i = 0; i < n; ++i) {
-        so += std::exp(static_cast<double>(out[i]) - mo);
-        sr += std::exp(static_cast<double>(ref[i]) - mr);
-    }
-    double kl = 0.0;
-    for (int64_t i = 0; i < n; ++i) {
-        const double lp = static_cast<double>(ref[i]) - mr - std::log(sr);
-        const double lq = static_cast<double>(out[i]) - mo - std::log(so);
-        kl += std::exp(lp) * (lp - lq);
-    }
-    return kl;
-}
-
-template <typename A>
-int64_t row_argmax(const A* v, int64_t n) {
-    return std::max_element(v, v + n) - v;
-}
+// The golden README's metrics, from the library (runtime/logit_metrics.h).
+using metrics::row_argmax;
+using metrics::row_kl;
+using metrics::row_max_rel;
 
 }  // namespace strata::test

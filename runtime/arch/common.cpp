@@ -110,6 +110,11 @@ std::vector<float> rope_tables(const ops::RopeParams& p, int64_t pos0, int64_t n
     return t;
 }
 
+int64_t output_rows(int64_t n, bool all_logits, bool logits_wanted) {
+    if (!logits_wanted) return 0;
+    return all_logits ? n : 1;
+}
+
 float* grow(std::vector<float>& v, int64_t n) {
     if (v.size() < static_cast<size_t>(n)) v.resize(static_cast<size_t>(n));
     return v.data();

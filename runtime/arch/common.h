@@ -38,6 +38,12 @@ ops::RopeParams rope_params(const Model& model, ops::RopeLayout layout);
 // Cos/sin tables of positions pos0 … pos0 + n - 1: (n, n_rot).
 std::vector<float> rope_tables(const ops::RopeParams& p, int64_t pos0, int64_t n);
 
+// How many rows of a batch of n go through the last block's feed-forward part and the output
+// head: all of them, the last one, or none (a batch whose logits nobody wants), as llama.cpp
+// selects its output rows (inp_out_ids) after the last block's attention. Besides saving the
+// work, this keeps float weights summed as the reference sums them for that many rows.
+int64_t output_rows(int64_t n, bool all_logits, bool logits_wanted);
+
 // A buffer of at least n floats, grown on demand and reused across calls.
 float* grow(std::vector<float>& v, int64_t n);
 
