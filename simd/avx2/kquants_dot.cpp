@@ -1,4 +1,4 @@
-// AVX2 dot products of Q4_K, Q5_K and Q6_K with Q8_K. Per super-block the level·q8 products and
+// AVX2 dot products of Q2_K .. Q6_K with Q8_K. Per super-block the level·q8 products and
 // their scaling by the 6- or 8-bit sub-block scales stay in int32 lanes (exact, see
 // simd/ref/kquants_dot.cpp for the ranges); one float FMA per super-block applies d_w·d_a. The
 // mins of Q4_K / Q5_K and the -32 offset of Q6_K go through Q8_K's group sums.
@@ -82,6 +82,96 @@ float dot_k4(int64_t n, const void* w, const void* a) {
 }
 
 }  // namespace
+
+// Q2_K and Q3_K: per 128-element half h, planes p = 0..3 of 32 elements take bits 2p..2p+1 of
+// the same 32 bytes; a plane spans sub-blocks 8h + 2p (its low 16 bytes, the low 128-bit lane)
+// and 8h + 2p + 1 (high lane), each with its own 16-bit scale. Int32 lane k of the block sum
+// holds the scaled products of elements 4k..4k+3 of every plane.
+//   Q2_K: levels 0..3; the minimum's share goes through Q8_K's group sums in int32 lanes
+//         (lane k: min·bsum of groups 2k and 2k + 1), added to the float accumulator first with
+//         -d_a·dmin_w, then the levels' sum with d_a·d_w.
+//   Q3_K: levels 0..3 minus 4 where the plane's bit of hmask is clear; signed 6-bit scales.
+namespace {
+
+// Scales of the sub-blocks of half h as the two 128-bit lanes of plane p want them.
+inline __m256i plane_scales(const int16_t* scales16, int h, int p) {
+    const int sub = 8 * h + 2 * p;
+    return _mm256_set_m128i(_mm_set1_epi16(scales16[sub + 1]), _mm_set1_epi16(scales16[sub]));
+}
+
+}  // namespace
+
+float vec_dot_q2_K(int64_t n, const void* w, const void* a) {
+    const auto* x = static_cast<const block_q2_K*>(w);
+    const auto* y = static_cast<const block_q8_K*>(a);
+    const __m256i low2 = _mm256_set1_epi8(0x03);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QK_K; ++i) {
+        int16_t scales16[QK_K / 16], mins16[QK_K / 16];
+        for (int j = 0; j < QK_K / 16; ++j) {
+            scales16[j] = static_cast<int16_t>(x[i].scales[j] & 0xF);
+            mins16[j] = static_cast<int16_t>(x[i].scales[j] >> 4);
+        }
+        const __m256i mins =
+            _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(mins16)),
+                              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].bsums)));
+        const float dmin = -y[i].d * fp16_to_fp32(x[i].dmin);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(mins), acc);
+        __m256i isum = _mm256_setzero_si256();
+        for (int h = 0; h < 2; ++h) {
+            const __m256i q =
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs + 32 * h));
+            for (int p = 0; p < 4; ++p) {
+                const __m256i levels = _mm256_and_si256(_mm256_srli_epi16(q, 2 * p), low2);
+                const __m256i q8 = _mm256_loadu_si256(
+                    reinterpret_cast<const __m256i*>(y[i].qs + 128 * h + 32 * p));
+                const __m256i prod = _mm256_maddubs_epi16(levels, q8);
+                isum =
+                    _mm256_add_epi32(isum, _mm256_madd_epi16(prod, plane_scales(scales16, h, p)));
+            }
+        }
+        const float d = y[i].d * fp16_to_fp32(x[i].d);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum), acc);
+    }
+    return hsum(acc);
+}
+
+float vec_dot_q3_K(int64_t n, const void* w, const void* a) {
+    const auto* x = static_cast<const block_q3_K*>(w);
+    const auto* y = static_cast<const block_q8_K*>(a);
+    const __m256i low2 = _mm256_set1_epi8(0x03);
+    const __m256i one = _mm256_set1_epi8(1);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QK_K; ++i) {
+        int16_t scales16[QK_K / 16];
+        for (int j = 0; j < QK_K / 16; ++j)
+            scales16[j] = static_cast<int16_t>(ref::unpack_scale_q3(j, x[i].scales));
+        const __m256i hmask = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].hmask));
+        __m256i isum = _mm256_setzero_si256();
+        for (int h = 0; h < 2; ++h) {
+            const __m256i q =
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs + 32 * h));
+            for (int p = 0; p < 4; ++p) {
+                const int bit = 4 * h + p;
+                const __m256i low = _mm256_and_si256(_mm256_srli_epi16(q, 2 * p), low2);
+                // 4 where the high bit is clear (the level is low - 4), else 0.
+                const __m256i clear =
+                    _mm256_andnot_si256(_mm256_and_si256(_mm256_srli_epi16(hmask, bit), one), one);
+                const __m256i minus = _mm256_slli_epi16(clear, 2);
+                const __m256i q8 = _mm256_loadu_si256(
+                    reinterpret_cast<const __m256i*>(y[i].qs + 128 * h + 32 * p));
+                // Σ low·q8 - Σ minus·q8 per pair, each term below 2·4·128: exact in int16.
+                const __m256i prod = _mm256_sub_epi16(_mm256_maddubs_epi16(low, q8),
+                                                      _mm256_maddubs_epi16(minus, q8));
+                isum =
+                    _mm256_add_epi32(isum, _mm256_madd_epi16(prod, plane_scales(scales16, h, p)));
+            }
+        }
+        const float d = y[i].d * fp16_to_fp32(x[i].d);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum), acc);
+    }
+    return hsum(acc);
+}
 
 float vec_dot_q4_K(int64_t n, const void* w, const void* a) {
     return dot_k4<block_q4_K, false>(n, w, a);

@@ -11,8 +11,12 @@ namespace strata::dispatch::avx2 {
 void register_kernels(KernelTable& table) {
     using quant::Type;
     table.set_vec_dot(Type::Q4_0, Isa::avx2, quant::avx2::vec_dot_q4_0);
+    table.set_vec_dot(Type::Q4_1, Isa::avx2, quant::avx2::vec_dot_q4_1);
     table.set_vec_dot(Type::Q5_0, Isa::avx2, quant::avx2::vec_dot_q5_0);
+    table.set_vec_dot(Type::Q5_1, Isa::avx2, quant::avx2::vec_dot_q5_1);
     table.set_vec_dot(Type::Q8_0, Isa::avx2, quant::avx2::vec_dot_q8_0);
+    table.set_vec_dot(Type::Q2_K, Isa::avx2, quant::avx2::vec_dot_q2_K);
+    table.set_vec_dot(Type::Q3_K, Isa::avx2, quant::avx2::vec_dot_q3_K);
     table.set_vec_dot(Type::Q4_K, Isa::avx2, quant::avx2::vec_dot_q4_K);
     table.set_vec_dot(Type::Q5_K, Isa::avx2, quant::avx2::vec_dot_q5_K);
     table.set_vec_dot(Type::Q6_K, Isa::avx2, quant::avx2::vec_dot_q6_K);
