@@ -49,7 +49,8 @@ void Activations::quantize(quant::Type partner, const float* x, int64_t x_stride
     }
 }
 
-bool takes_gemm_order(quant::Type type, int64_t n_in, int64_t n_out, int64_t n_rows) {
+bool takes_gemm_order(quant::Type type, int64_t n_in, int64_t n_out, int64_t n_rows, Path path) {
+    if (path == Path::Experts || (path == Path::Strided && type == quant::Type::F32)) return false;
     if (n_rows < 2 || n_out % 4 != 0) return false;
     switch (type) {
         case quant::Type::F32:
@@ -65,9 +66,8 @@ bool takes_gemm_order(quant::Type type, int64_t n_in, int64_t n_out, int64_t n_r
 void matmul(const Matrix& w, const Activations& a, float* y, int64_t y_stride, Path path) {
     const int64_t n_in = w.n_in, n_out = w.n_out, n_rows = a.n_rows();
     const dispatch::TypeKernels& k = dispatch::kernels()[w.type];
-    const quant::VecDotFn dot = path == Path::Gemm && takes_gemm_order(w.type, n_in, n_out, n_rows)
-                                    ? k.gemm_dot
-                                    : k.vec_dot;
+    const quant::VecDotFn dot =
+        takes_gemm_order(w.type, n_in, n_out, n_rows, path) ? k.gemm_dot : k.vec_dot;
     const bool parallel = n_out * n_rows * n_in >= kParallelWork;
     // Weight rows outermost: each row is read from memory once and reused for every activation
     // row while it is in cache.

@@ -63,20 +63,23 @@ class Activations {
     int64_t direct_stride_ = 0;
 };
 
-// Which of llama.cpp's two product paths a product stands for. The two sum the float formats
-// (F32, F16, BF16) in different orders (simd/float_order.h), so each product says which one the
-// reference takes for it:
+// Which of llama.cpp's product paths a product stands for. They sum the float formats (F32, F16,
+// BF16) in different orders (simd/float_order.h), so each product says how the reference
+// reaches it:
 //  - Gemm: ggml_mul_mat with contiguous activation rows. llama.cpp hands it to llamafile's
 //    tinyBLAS when there are at least two rows, n_out is a multiple of 4 and n_in a multiple of
 //    the vector step (16; 32 for BF16); otherwise one vec_dot per output.
-//  - VecDot: one vec_dot per output whatever the shape: the reference's products with strided
-//    activations (MLA's per-head query absorption) and its expert products (ggml_mul_mat_id).
-// The quantized types give the same result either way.
-enum class Path { Gemm, VecDot };
+//  - Strided: ggml_mul_mat with activations that are a strided view (MLA's per-head query
+//    absorption). F32 weights take them as they are, one vec_dot per output; for the other
+//    types they are first converted into a contiguous buffer, which then goes as Gemm.
+//  - Experts: ggml_mul_mat_id, one vec_dot per output whatever the shape.
+// The quantized types give the same result on every path.
+enum class Path { Gemm, Strided, Experts };
 
-// Whether llama.cpp would run a product of this type and shape on `n_rows` contiguous activation
-// rows through tinyBLAS.
-bool takes_gemm_order(quant::Type type, int64_t n_in, int64_t n_out, int64_t n_rows);
+// Whether llama.cpp would run a product of this type and shape on `n_rows` activation rows
+// through tinyBLAS.
+bool takes_gemm_order(quant::Type type, int64_t n_in, int64_t n_out, int64_t n_rows,
+                      Path path = Path::Gemm);
 
 // Whether Strata can multiply weights of `type`: a dot product and a partner-format converter
 // exist. Callers check this once per tensor when a model is loaded; matmul() assumes it.

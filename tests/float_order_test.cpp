@@ -6,7 +6,7 @@
 //    (lanes, fused multiply-adds, reduction tree) the kernel is meant to have, so any difference
 //    is a kernel that sums in another order. Skipped with a message on CPUs without AVX-512.
 //  - matmul picks the reference's path: tinyBLAS for batches of suitable shape, vec_dot
-//    otherwise and for Path::VecDot.
+//    otherwise, for experts, and for strided F32 activations.
 //  - The masked softmax of an attention row equals the plain softmax of the row padded with -inf.
 #include <gtest/gtest.h>
 
@@ -168,6 +168,11 @@ TEST(FloatOrder, GemmOrderOnlyWhereTinyBlasRuns) {
     EXPECT_TRUE(simd::takes_gemm_order(Type::BF16, 64, 4, 3));
     EXPECT_FALSE(simd::takes_gemm_order(Type::BF16, 48, 4, 3));
     EXPECT_FALSE(simd::takes_gemm_order(Type::Q8_0, 64, 8, 2));
+    // Experts never; strided activations only where they are converted (not F32).
+    EXPECT_FALSE(simd::takes_gemm_order(Type::F16, 64, 8, 2, simd::Path::Experts));
+    EXPECT_FALSE(simd::takes_gemm_order(Type::F32, 64, 8, 2, simd::Path::Strided));
+    EXPECT_TRUE(simd::takes_gemm_order(Type::F16, 64, 8, 2, simd::Path::Strided));
+    EXPECT_TRUE(simd::takes_gemm_order(Type::BF16, 64, 8, 2, simd::Path::Strided));
 }
 
 TEST(FloatOrder, MatmulFollowsThePath) {
@@ -181,7 +186,7 @@ TEST(FloatOrder, MatmulFollowsThePath) {
     simd::Activations act;
     std::vector<float> gemm(static_cast<size_t>(n_out * n_rows)), vec(gemm.size());
     simd::matmul(m, x.x.data(), n_in, n_rows, gemm.data(), n_out, act);
-    simd::matmul(m, x.x.data(), n_in, n_rows, vec.data(), n_out, act, simd::Path::VecDot);
+    simd::matmul(m, x.x.data(), n_in, n_rows, vec.data(), n_out, act, simd::Path::Experts);
     for (int64_t t = 0; t < n_rows; ++t) {
         for (int64_t r = 0; r < n_out; ++r) {
             const float* wr = w.x.data() + r * n_in;

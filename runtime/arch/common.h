@@ -62,7 +62,7 @@ struct FfnScratch {
 };
 
 // out (n_rows, n_embd) = FFN of x (n_rows, n_embd). `path`: how the reference multiplies
-// (simd::Path::VecDot for experts, which it runs through ggml_mul_mat_id).
+// (simd::Path::Experts for experts, which it runs through ggml_mul_mat_id).
 void run_ffn(const Ffn& w, const float* x, int64_t n_rows, float* out, FfnScratch& s,
              simd::Path path = simd::Path::Gemm);
 

@@ -216,9 +216,9 @@ class DeepSeek2Forward final : public Forward {
         // Absorbed queries, (n, n_head, lora + rope): [k_b_h · q_nope | q_pe].
         float* qabs = grow(qcat_, n * n_head * row);
         for (int64_t h = 0; h < n_head; ++h) {
-            // The reference multiplies a strided view of the queries here: row by row.
+            // The reference multiplies a strided view of the queries here.
             simd::matmul(L.k_b[static_cast<size_t>(h)], q + h * q_head, q_dim, n, qabs + h * row,
-                         n_head * row, act_, simd::Path::VecDot);
+                         n_head * row, act_, simd::Path::Strided);
             for (int64_t t = 0; t < n; ++t) {
                 std::memcpy(qabs + (t * n_head + h) * row + lora, q + t * q_dim + h * q_head + nope,
                             sizeof(float) * rope);
@@ -275,7 +275,7 @@ class DeepSeek2Forward final : public Forward {
                             sizeof(float) * n_embd);
             }
             float* res = grow(expert_out_, m * n_embd);
-            run_ffn(L.experts[static_cast<size_t>(e)], in, m, res, ffn_, simd::Path::VecDot);
+            run_ffn(L.experts[static_cast<size_t>(e)], in, m, res, ffn_, simd::Path::Experts);
             for (int64_t r = 0; r < m; ++r) {
                 const int64_t slot = picks[static_cast<size_t>(r)];
                 const float w = weights[slot];
