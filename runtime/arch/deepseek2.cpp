@@ -6,8 +6,9 @@
 // only the normalised latent and the rotated k_pe, shared by all heads. Attention runs
 // "absorbed": a head's no-rope query is mapped into latent space through attn_k_b, scored against
 // the cached rows as one MQA key of kv_lora + qk_rope, and the weighted sum of latents is mapped
-// to the head's value through attn_v_b. Files with the legacy attn_kv_b get the same two
-// projections from its rows (the key part transposed once at load, the value part read in place).
+// to the head's value through attn_v_b. Files with the legacy attn_kv_b (pre-MLA converters) run
+// as llama.cpp runs them: the latent is decompressed through attn_kv_b into per-head keys
+// [k_nope | k_pe] and values, cached per head, and attention is plain multi-head attention.
 // RoPE (YaRN) rotates only the last qk_rope dims of each query head and k_pe, adjacent pairs.
 //
 // FFN. The first n_dense_lead blocks are dense SwiGLU; the rest route each token to n_used of
@@ -35,7 +36,7 @@ struct MlaLayer {
     std::vector<float> kv_a_norm;   // (kv_lora)
     std::vector<simd::Matrix> k_b;  // per head: [qk_nope, kv_lora], query → latent space
     std::vector<simd::Matrix> v_b;  // per head: [kv_lora, v_head], latent → value
-    std::vector<float> k_b_legacy;  // legacy files: (n_head, kv_lora, qk_nope) that k_b views
+    simd::Matrix wkv_b;             // legacy files: [kv_lora, n_head · (qk_nope + v_head)]
     simd::Matrix wo;                // [n_head · v_head, n_embd]
     std::vector<float> ffn_norm;    // (n_embd)
 
@@ -48,33 +49,6 @@ struct MlaLayer {
     Ffn shared_ffn;  // [n_embd, n_ff_exp · n_shared] ...
 };
 
-// The legacy attn_kv_b [kv_lora, n_head · (qk_nope + v_head)] holds, per head, qk_nope key rows
-// then v_head value rows, each a kv_lora-long row. The absorbed query needs the key part
-// transposed (one qk_nope row per latent dim); the value part already is attn_v_b's layout.
-void split_legacy_kv_b(const gguf::Tensor& kv_b, const HParams& hp, MlaLayer& L) {
-    const int64_t nope = hp.qk_nope, lora = hp.kv_lora_rank, per_head = hp.qk_nope + hp.v_head;
-    const simd::Matrix all = matrix(kv_b);
-    L.k_b_legacy.resize(static_cast<size_t>(hp.n_head * lora * nope));
-    std::vector<float> row(static_cast<size_t>(lora));
-    for (int64_t h = 0; h < hp.n_head; ++h) {
-        float* dst = L.k_b_legacy.data() + h * lora * nope;
-        for (int64_t i = 0; i < nope; ++i) {
-            quant::dequantize_row(kv_b.type, all.row(h * per_head + i), row.data(), lora);
-            for (int64_t j = 0; j < lora; ++j) dst[j * nope + i] = row[static_cast<size_t>(j)];
-        }
-    }
-    for (int64_t h = 0; h < hp.n_head; ++h) {
-        simd::Matrix k;
-        k.data = reinterpret_cast<const uint8_t*>(L.k_b_legacy.data() + h * lora * nope);
-        k.type = quant::Type::F32;
-        k.n_in = nope;
-        k.n_out = lora;
-        k.row_stride = static_cast<size_t>(nope) * sizeof(float);
-        L.k_b.push_back(k);
-        L.v_b.push_back(all.rows(h * per_head + nope, hp.v_head));
-    }
-}
-
 class DeepSeek2Forward final : public Forward {
   public:
     explicit DeepSeek2Forward(const Model& model)
@@ -85,7 +59,11 @@ class DeepSeek2Forward final : public Forward {
         for (int64_t il = 0; il < hp_.n_layer; ++il) bind(il);
     }
 
-    KvLayout kv_layout() const override { return {hp_.n_layer, hp_.kv_lora_rank + hp_.qk_rope, 0}; }
+    // MLA: one compressed row per token; legacy files: per-head keys and values.
+    KvLayout kv_layout() const override {
+        if (hp_.mla_split) return {hp_.n_layer, hp_.kv_lora_rank + hp_.qk_rope, 0};
+        return {hp_.n_layer, hp_.n_head * (hp_.qk_nope + hp_.qk_rope), hp_.n_head * hp_.v_head};
+    }
 
     void run(std::span<const int32_t> tokens, int64_t pos0, KvCache& cache, bool all_logits,
              float* logits) override {
@@ -150,13 +128,13 @@ class DeepSeek2Forward final : public Forward {
         }
         L.wkv_a = matrix(*l.attn_kv_a_mqa);
         L.kv_a_norm = f32_copy(l.attn_kv_a_norm);
-        if (l.attn_k_b) {
+        if (hp_.mla_split) {
             for (int64_t h = 0; h < hp_.n_head; ++h) {
                 L.k_b.push_back(matrix_slice(*l.attn_k_b, h));
                 L.v_b.push_back(matrix_slice(*l.attn_v_b, h));
             }
         } else {
-            split_legacy_kv_b(*l.attn_kv_b, hp_, L);
+            L.wkv_b = matrix(*l.attn_kv_b);
         }
         L.wo = matrix(*l.attn_output);
         L.ffn_norm = f32_copy(l.ffn_norm);
@@ -181,22 +159,16 @@ class DeepSeek2Forward final : public Forward {
     // out (n, n_embd) = MLA of the normalised rows xn; writes the tokens' cache rows.
     void attention(const MlaLayer& L, int64_t il, const float* xn, int64_t n, int64_t pos0,
                    const std::vector<float>& tables, KvCache& cache, float* out) {
+        if (!hp_.mla_split) {
+            attention_decompressed(L, il, xn, n, pos0, tables, cache, out);
+            return;
+        }
         const int64_t n_embd = hp_.n_embd, n_head = hp_.n_head;
         const int64_t nope = hp_.qk_nope, rope = hp_.qk_rope, lora = hp_.kv_lora_rank;
         const int64_t q_head = nope + rope, q_dim = n_head * q_head;
         const int64_t row = lora + rope;  // compressed cache row, and an absorbed query head
 
-        float* q = grow(q_, n * q_dim);
-        if (L.q_lora) {
-            const int64_t r = L.wq_a.n_out;
-            float* qa = grow(qa_, n * r);
-            simd::matmul(L.wq_a, xn, n_embd, n, qa, r, act_);
-            for (int64_t t = 0; t < n; ++t)
-                ops::rms_norm(qa + t * r, L.q_a_norm.data(), r, hp_.rms_eps, qa + t * r);
-            simd::matmul(L.wq_b, qa, r, n, q, q_dim, act_);
-        } else {
-            simd::matmul(L.wq, xn, n_embd, n, q, q_dim, act_);
-        }
+        float* q = queries(L, xn, n);
         tap("q", il, q, n * q_dim);
         float* kv = grow(kv_, n * row);
         simd::matmul(L.wkv_a, xn, n_embd, n, kv, row, act_);
@@ -242,6 +214,71 @@ class DeepSeek2Forward final : public Forward {
             simd::matmul(L.v_b[static_cast<size_t>(h)], lat + h * lora, n_head * lora, n,
                          heads + h * hp_.v_head, v_dim, act_);
         }
+        tap("kqv_out", il, heads, n * v_dim);
+        simd::matmul(L.wo, heads, v_dim, n, out, n_embd, act_);
+    }
+
+    // q (n, n_head · (qk_nope + qk_rope)) of the normalised rows xn, through the q_lora
+    // bottleneck or attn_q; the rope parts not yet rotated.
+    float* queries(const MlaLayer& L, const float* xn, int64_t n) {
+        const int64_t q_dim = hp_.n_head * (hp_.qk_nope + hp_.qk_rope);
+        float* q = grow(q_, n * q_dim);
+        if (L.q_lora) {
+            const int64_t r = L.wq_a.n_out;
+            float* qa = grow(qa_, n * r);
+            simd::matmul(L.wq_a, xn, hp_.n_embd, n, qa, r, act_);
+            for (int64_t t = 0; t < n; ++t)
+                ops::rms_norm(qa + t * r, L.q_a_norm.data(), r, hp_.rms_eps, qa + t * r);
+            simd::matmul(L.wq_b, qa, r, n, q, q_dim, act_);
+        } else {
+            simd::matmul(L.wq, xn, hp_.n_embd, n, q, q_dim, act_);
+        }
+        return q;
+    }
+
+    // Legacy files, as llama.cpp runs them without MLA: kv = attn_kv_b · rms_norm(latent) gives
+    // each head's k_nope and value; the key is [k_nope | rope(k_pe)] (k_pe shared by the heads),
+    // the query [q_nope | rope(q_pe)]; multi-head attention over per-head cache rows.
+    void attention_decompressed(const MlaLayer& L, int64_t il, const float* xn, int64_t n,
+                                int64_t pos0, const std::vector<float>& tables, KvCache& cache,
+                                float* out) {
+        const int64_t n_embd = hp_.n_embd, n_head = hp_.n_head;
+        const int64_t nope = hp_.qk_nope, rope = hp_.qk_rope, lora = hp_.kv_lora_rank;
+        const int64_t k_head = nope + rope, q_dim = n_head * k_head, v_head = hp_.v_head;
+        const int64_t row = lora + rope, kvb_head = nope + v_head;
+
+        float* q = queries(L, xn, n);
+        float* kv = grow(kv_, n * row);
+        simd::matmul(L.wkv_a, xn, n_embd, n, kv, row, act_);
+        float* latent = grow(lat_, n * lora);  // (n, kv_lora) normalised
+        for (int64_t t = 0; t < n; ++t) {
+            const float* table = tables.data() + t * rope_.n_rot;
+            for (int64_t h = 0; h < n_head; ++h)
+                ops::rope_apply(rope_, table, q + t * q_dim + h * k_head + nope);
+            ops::rope_apply(rope_, table, kv + t * row + lora);
+            ops::rms_norm(kv + t * row, L.kv_a_norm.data(), lora, hp_.rms_eps, latent + t * lora);
+        }
+        float* kvb = grow(qcat_, n * n_head * kvb_head);  // (n, n_head, qk_nope + v_head)
+        simd::matmul(L.wkv_b, latent, lora, n, kvb, n_head * kvb_head, act_);
+        for (int64_t t = 0; t < n; ++t) {
+            float* k = cache.k(il, pos0 + t);
+            for (int64_t h = 0; h < n_head; ++h) {
+                const float* src = kvb + (t * n_head + h) * kvb_head;
+                std::memcpy(k + h * k_head, src, sizeof(float) * nope);
+                std::memcpy(k + h * k_head + nope, kv + t * row + lora, sizeof(float) * rope);
+                for (int64_t i = 0; i < v_head; ++i)
+                    cache.v_col(il, h * v_head + i)[pos0 + t] = src[nope + i];
+            }
+        }
+        AttentionShape shape;
+        shape.n_head = n_head;
+        shape.n_head_kv = n_head;
+        shape.k_dim = k_head;
+        shape.v_dim = v_head;
+        shape.scale = kq_scale_;
+        const int64_t v_dim = n_head * v_head;
+        float* heads = grow(heads_, n * v_dim);
+        attend(shape, cache, il, pos0, n, q, q_dim, heads, v_dim, attn_scratch_);
         tap("kqv_out", il, heads, n * v_dim);
         simd::matmul(L.wo, heads, v_dim, n, out, n_embd, act_);
     }
@@ -307,15 +344,17 @@ class DeepSeek2Forward final : public Forward {
     std::vector<MlaLayer> layers_;
     OutputHead head_;
 
-    std::vector<float> x_;              // (n, n_embd) residual stream
-    std::vector<float> xn_;             // (n, n_embd) normalised block input
-    std::vector<float> out_;            // (n, n_embd) block output
-    std::vector<float> q_;              // (n, n_head · (qk_nope + qk_rope))
-    std::vector<float> qa_;             // (n, q_lora)
-    std::vector<float> kv_;             // (n, kv_lora + qk_rope) before norm and rope
-    std::vector<float> qcat_;           // (n, n_head, kv_lora + qk_rope) absorbed queries
-    std::vector<float> lat_;            // (n, n_head, kv_lora) attention-weighted latents
-    std::vector<float> heads_;          // (n, n_head · v_head)
+    std::vector<float> x_;      // (n, n_embd) residual stream
+    std::vector<float> xn_;     // (n, n_embd) normalised block input
+    std::vector<float> out_;    // (n, n_embd) block output
+    std::vector<float> q_;      // (n, n_head · (qk_nope + qk_rope))
+    std::vector<float> qa_;     // (n, q_lora)
+    std::vector<float> kv_;     // (n, kv_lora + qk_rope) before norm and rope
+    std::vector<float> qcat_;   // (n, n_head, kv_lora + qk_rope) absorbed queries; legacy files:
+                                // (n, n_head, qk_nope + v_head) decompressed keys and values
+    std::vector<float> lat_;    // (n, n_head, kv_lora) attention-weighted latents; legacy files:
+                                // (n, kv_lora) normalised latents
+    std::vector<float> heads_;  // (n, n_head · v_head)
     std::vector<float> router_logits_;  // (n, n_expert)
     std::vector<int32_t> ids_;          // (n, n_used) chosen experts
     std::vector<float> weights_;        // (n, n_used) their weights
