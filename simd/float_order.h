@@ -10,7 +10,9 @@
 //  - llamafile's tinyBLAS F32 GEMM (batches of contiguous activations; simd/matmul.h says when):
 //    one 16-lane accumulator of fused multiply-adds, then the reduction;
 //  - ggml_vec_dot_f32: four 16-lane accumulators over steps of 64, combined 0+2, 1+3, 0+1,
-//    reduced, then the remaining products added one at a time (not fused);
+//    reduced, then the remaining products added one at a time: rounded before the add in groups
+//    of 16 and then 8, fused for the last ones (fused_tail_start), as its compiler vectorised the
+//    scalar remainder loop;
 //  - ggml_v_expf: ARM's polynomial exp with fused multiply-adds and an exact power-of-two scale.
 // Each function is exact scalar code; the compiler clones it for FMA / AVX-512 CPUs (same
 // results, faster). They are the scalar twins that simd/avx512's float kernels are tested
@@ -27,6 +29,10 @@ float reduce_16(const float* lanes);
 // Σ x[i]·y[i] as tinyBLAS: lane l accumulates elements l, l+16, … with fused multiply-adds
 // (missing elements of a last partial step count as zero), then reduce_16.
 float dot_f32_gemm(const float* x, const float* y, int64_t n);
+
+// Where ggml_vec_dot_f32's remainder [start, end) switches to fused multiply-adds: after the
+// groups of 16 and one group of 8 if at least 8 are left.
+int64_t fused_tail_start(int64_t start, int64_t end);
 
 // Σ x[i]·y[i] as ggml_vec_dot_f32.
 float dot_f32_vec(const float* x, const float* y, int64_t n);

@@ -106,6 +106,25 @@ TEST(FloatOrder, VecPrefixIsTheFullProductWithZeros) {
     }
 }
 
+TEST(FloatOrder, VecRemainderFusesOnlyTheLastFewProducts) {
+    // The reference's compiled remainder loop: groups of 16, then one of 8, then fused.
+    EXPECT_EQ(simd::fused_tail_start(0, 7), 0);
+    EXPECT_EQ(simd::fused_tail_start(0, 8), 8);
+    EXPECT_EQ(simd::fused_tail_start(0, 15), 8);
+    EXPECT_EQ(simd::fused_tail_start(0, 40), 40);
+    EXPECT_EQ(simd::fused_tail_start(256, 300), 296);  // 44 left: 16 + 16 + 8, 4 fused
+    EXPECT_EQ(simd::fused_tail_start(64, 65), 64);
+    // A single leftover product is fused: the result is fma(x, y, lanes), not lanes + round(x·y).
+    std::vector<float> x(65, 0.0f), y(65, 0.0f);
+    x[0] = -1.0f;
+    y[0] = 1.0f;
+    x[64] = 1.0f + 0x1p-12f;  // x·y = 1 + 2^-11 + 2^-24: rounding it first drops the 2^-24
+    y[64] = 1.0f + 0x1p-12f;
+    const float fused = std::fma(x[64], y[64], -1.0f);
+    ASSERT_NE(fused, -1.0f + x[64] * y[64]);
+    EXPECT_EQ(simd::dot_f32_vec(x.data(), y.data(), 65), fused);
+}
+
 bool cpu_has_avx512() {
     return dispatch::features().avx512_set();
 }

@@ -2,7 +2,10 @@
 // sums follow _mm512_reduce_add_ps, the reduction the reference is compiled with.
 #include <immintrin.h>
 
+#include <cmath>
+
 #include "simd/avx512/kernels.h"
+#include "simd/float_order.h"
 #include "simd/fp16.h"
 
 // Products and sums must round where the reference rounds: no contraction into fused
@@ -55,11 +58,14 @@ float vec_dot_f32(int64_t n, const void* w, const void* a) {
     const auto* y = static_cast<const float*>(a);
     int64_t i = 0;
     float sum = four_lanes(x, y, n, &i, [](const float* p) { return _mm512_loadu_ps(p); });
-    // The rest one product at a time, rounded before it is added (not fused).
-    for (; i < n; ++i) {
+    // The rest one product at a time: rounded before it is added, but the last (up to 7) fused,
+    // as the reference's compiled remainder loop does (simd/float_order.h).
+    const int64_t tail = simd::fused_tail_start(i, n);
+    for (; i < tail; ++i) {
         const float p = x[i] * y[i];
         sum += p;
     }
+    for (; i < n; ++i) sum = std::fma(x[i], y[i], sum);
     return sum;
 }
 
