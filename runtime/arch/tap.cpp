@@ -1,6 +1,8 @@
 // Debugging taps (see tap.h).
 #include "runtime/arch/tap.h"
 
+#include <fmt/format.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -33,9 +35,9 @@ void tap_set_layer(int64_t layer) {
 void tap(const char* name, int64_t layer, const float* data, int64_t n) {
     if (!tap_enabled()) return;
     if (layer == kTapCurrent) layer = g_layer;
-    std::string path = std::string(tap_dir()) + "/" + std::to_string(g_pass) + "_" + name;
-    if (layer >= 0) path += "-" + std::to_string(layer);
-    path += ".bin";
+    const std::string path = layer >= 0
+                                 ? fmt::format("{}/{}_{}-{}.bin", tap_dir(), g_pass, name, layer)
+                                 : fmt::format("{}/{}_{}.bin", tap_dir(), g_pass, name);
     std::FILE* f = std::fopen(path.c_str(), "wb");
     if (!f) return;
     std::fwrite(data, sizeof(float), static_cast<size_t>(n), f);
