@@ -9,13 +9,13 @@
 # mean_kl ≤ 5e-3 and top1 ≥ 0.98). Exits 1 when a case fails.
 #
 #   scripts/compare-llamacpp.sh LLAMA_BUILD_DIR [--quick] [--strata BIN] [--threads N]
-#                                               [--keep DIR] [--only PATTERN]
+#                                               [--keep DIR] [--only PATTERN] [--seed N]
 # LLAMA_BUILD_DIR: a CMake build of llama.cpp (its source tree is read from CMakeCache.txt for the
 # headers; libllama and libggml* are linked from the build). This script never builds llama.cpp.
 # --quick: every type and most shapes at least once (20 cases) instead of all of them (201).
 # --strata: the strata binary (default: build/strata of this checkout).
 # --keep: keep the models, logits and the peer program in DIR. --only: cases whose name contains
-# PATTERN.
+# PATTERN. --seed: another set of weights and prompts (default 1000).
 set -euo pipefail
 
 usage() {
@@ -30,6 +30,7 @@ strata="$root/build/strata"
 threads=2
 keep=""
 only=""
+seed_base=1000
 while [[ $# -gt 0 ]]; do
     case $1 in
         --quick) quick=1 ;;
@@ -37,6 +38,7 @@ while [[ $# -gt 0 ]]; do
         --threads) threads=$2; shift ;;
         --keep) keep=$2; shift ;;
         --only) only=$2; shift ;;
+        --seed) seed_base=$2; shift ;;
         -h|--help) usage ;;
         -*) echo "compare-llamacpp.sh: unknown option $1" >&2; usage ;;
         *) [[ -z $llama_build ]] || usage; llama_build=$1 ;;
@@ -105,7 +107,7 @@ for s in "${!shapes[@]}"; do
         if [[ $quick == 1 && ! " ${quick_cases[*]} " == *" $s:${types[$t]} "* ]]; then continue; fi
         if [[ -n $shape_types && ! " $shape_types " == *" ${types[$t]} "* ]]; then continue; fi
         n=${prompt_lengths[$(( (s + t) % ${#prompt_lengths[@]} ))]}
-        cases+=("$s|${types[$t]}|$n|$(( 1000 + 17 * s + t ))")
+        cases+=("$s|${types[$t]}|$n|$(( seed_base + 17 * s + t ))")
     done
 done
 
