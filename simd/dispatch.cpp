@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "runtime/error.h"
+#include "simd/ref/ref.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -173,6 +174,10 @@ KernelTable::KernelTable() {
         kernels_[id].gemm_dot = t.vec_dot;
         kernels_[id].quantize_activation = t.quantize_activation;
     }
+    // The float formats' GEMM order has a scalar reference of its own.
+    set_gemm_dot(quant::Type::F32, Isa::scalar, quant::ref::gemm_dot_f32);
+    set_gemm_dot(quant::Type::F16, Isa::scalar, quant::ref::gemm_dot_f16);
+    set_gemm_dot(quant::Type::BF16, Isa::scalar, quant::ref::gemm_dot_bf16);
 }
 
 const TypeKernels& KernelTable::operator[](quant::Type type) const {

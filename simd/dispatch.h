@@ -58,8 +58,9 @@ struct TypeKernels {
     quant::VecDotFn vec_dot = nullptr;
     Isa vec_dot_isa = Isa::scalar;
     // The same product in the order of llama.cpp's matrix-matrix path (llamafile's tinyBLAS),
-    // which it takes for batches of contiguous activation rows of the float types; vec_dot where
-    // that path gives vec_dot's result (see simd/matmul.h for when it applies).
+    // which it takes for batches of contiguous activation rows of the float types (see
+    // simd/matmul.h for when): their simd/ref gemm_dot to start with; for the other types
+    // vec_dot, which that path matches.
     quant::VecDotFn gemm_dot = nullptr;
     Isa gemm_dot_isa = Isa::scalar;
     // Partner formats only (Q8_0, Q8_1, Q8_K, and the float types).

@@ -171,10 +171,31 @@ TEST(FloatOrder, Avx512KernelsAreRegisteredForTheFloatTypes) {
     }
     // A quantized type's GEMM product is its vec_dot.
     EXPECT_EQ(table[Type::Q4_K].gemm_dot, table[Type::Q4_K].vec_dot);
-    // Below AVX-512 the float types keep their scalar references.
-    const dispatch::KernelTable avx2 =
-        dispatch::build_table(dispatch::features(), dispatch::Isa::avx2);
-    EXPECT_EQ(avx2[Type::F32].gemm_dot, quant::traits(Type::F32).vec_dot);
+}
+
+TEST(FloatOrder, ScalarReferencesSumInTheReferenceOrders) {
+    // Without ISA kernels the float types still sum as llama.cpp's AVX-512 build does.
+    const dispatch::KernelTable table = dispatch::build_table(dispatch::CpuFeatures{});
+    std::mt19937 rng(26);
+    for (int64_t n : {64, 96, 300}) {
+        const Rows f = make_rows(Type::F32, n, rng);
+        EXPECT_EQ(table[Type::F32].vec_dot(n, f.x.data(), f.y.data()),
+                  simd::dot_f32_vec(f.x.data(), f.y.data(), n));
+        const Rows h = make_rows(Type::F16, n, rng);
+        EXPECT_EQ(table[Type::F16].vec_dot(n, h.hx.data(), h.hy.data()),
+                  simd::dot_f16_vec(h.hx.data(), h.hy.data(), n));
+        const Rows b = make_rows(Type::BF16, n, rng);
+        EXPECT_EQ(table[Type::BF16].vec_dot(n, b.hx.data(), b.hy.data()),
+                  simd::dot_bf16_vec(b.hx.data(), b.hy.data(), n));
+        if (n % 32 != 0) continue;
+        EXPECT_EQ(table[Type::F32].gemm_dot(n, f.x.data(), f.y.data()),
+                  simd::dot_f32_gemm(f.x.data(), f.y.data(), n));
+        EXPECT_EQ(table[Type::F16].gemm_dot(n, h.hx.data(), h.hy.data()),
+                  simd::dot_f16_gemm(h.hx.data(), h.hy.data(), n));
+        EXPECT_EQ(table[Type::BF16].gemm_dot(n, b.hx.data(), b.hy.data()),
+                  simd::dot_bf16_gemm(b.hx.data(), b.hy.data(), n));
+    }
+    EXPECT_EQ(table[Type::F32].gemm_dot_isa, dispatch::Isa::scalar);
 }
 
 TEST(FloatOrder, GemmOrderOnlyWhereTinyBlasRuns) {

@@ -1,6 +1,10 @@
-// Reference kernels of the float formats.
+// Reference kernels of the float formats. The dot products are the exact scalar twins of
+// llama.cpp's ggml_vec_dot_f32 / _f16 / _bf16 as its AVX-512 build sums them (simd/float_order.h),
+// so that every machine, with or without those instructions, computes them in the order of the
+// build the golden set was made with; the compiler clones them for FMA and AVX-512 CPUs.
 #include <cstring>
 
+#include "simd/float_order.h"
 #include "simd/fp16.h"
 #include "simd/ref/ref.h"
 
@@ -15,11 +19,7 @@ void quantize_f32(const float* src, void* dst, int64_t n) {
 }
 
 float vec_dot_f32(int64_t n, const void* w, const void* a) {
-    const float* x = static_cast<const float*>(w);
-    const float* y = static_cast<const float*>(a);
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n; ++i) sum += x[i] * y[i];
-    return sum;
+    return simd::dot_f32_vec(static_cast<const float*>(w), static_cast<const float*>(a), n);
 }
 
 void dequantize_f16(const void* src, float* dst, int64_t n) {
@@ -32,14 +32,8 @@ void quantize_f16(const float* src, void* dst, int64_t n) {
     for (int64_t i = 0; i < n; ++i) y[i] = fp32_to_fp16(src[i]);
 }
 
-// Products of two halves are exact in float; the sum is kept in double as ggml's scalar path does.
 float vec_dot_f16(int64_t n, const void* w, const void* a) {
-    const uint16_t* x = static_cast<const uint16_t*>(w);
-    const uint16_t* y = static_cast<const uint16_t*>(a);
-    double sum = 0.0;
-    for (int64_t i = 0; i < n; ++i)
-        sum += static_cast<double>(fp16_to_fp32(x[i]) * fp16_to_fp32(y[i]));
-    return static_cast<float>(sum);
+    return simd::dot_f16_vec(static_cast<const uint16_t*>(w), static_cast<const uint16_t*>(a), n);
 }
 
 void dequantize_bf16(const void* src, float* dst, int64_t n) {
@@ -53,12 +47,19 @@ void quantize_bf16(const float* src, void* dst, int64_t n) {
 }
 
 float vec_dot_bf16(int64_t n, const void* w, const void* a) {
-    const uint16_t* x = static_cast<const uint16_t*>(w);
-    const uint16_t* y = static_cast<const uint16_t*>(a);
-    double sum = 0.0;
-    for (int64_t i = 0; i < n; ++i)
-        sum += static_cast<double>(bf16_to_fp32(x[i]) * bf16_to_fp32(y[i]));
-    return static_cast<float>(sum);
+    return simd::dot_bf16_vec(static_cast<const uint16_t*>(w), static_cast<const uint16_t*>(a), n);
+}
+
+float gemm_dot_f32(int64_t n, const void* w, const void* a) {
+    return simd::dot_f32_gemm(static_cast<const float*>(w), static_cast<const float*>(a), n);
+}
+
+float gemm_dot_f16(int64_t n, const void* w, const void* a) {
+    return simd::dot_f16_gemm(static_cast<const uint16_t*>(w), static_cast<const uint16_t*>(a), n);
+}
+
+float gemm_dot_bf16(int64_t n, const void* w, const void* a) {
+    return simd::dot_bf16_gemm(static_cast<const uint16_t*>(w), static_cast<const uint16_t*>(a), n);
 }
 
 }  // namespace strata::quant::ref

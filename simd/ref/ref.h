@@ -17,6 +17,8 @@
 namespace strata::quant::ref {
 
 // Float formats (float.cpp). F32 and F16 / BF16 weights pair with activations of the same type.
+// vec_dot_X sums as ggml_vec_dot_X; gemm_dot_X as llamafile's tinyBLAS (n a multiple of its step:
+// 16, or 32 for BF16), the order llama.cpp uses for batches (simd/matmul.h).
 void dequantize_f32(const void* src, float* dst, int64_t n);
 void quantize_f32(const float* src, void* dst, int64_t n);
 float vec_dot_f32(int64_t n, const void* w, const void* a);
@@ -26,6 +28,9 @@ float vec_dot_f16(int64_t n, const void* w, const void* a);
 void dequantize_bf16(const void* src, float* dst, int64_t n);
 void quantize_bf16(const float* src, void* dst, int64_t n);
 float vec_dot_bf16(int64_t n, const void* w, const void* a);
+float gemm_dot_f32(int64_t n, const void* w, const void* a);
+float gemm_dot_f16(int64_t n, const void* w, const void* a);
+float gemm_dot_bf16(int64_t n, const void* w, const void* a);
 
 // Legacy 32-element formats (legacy.cpp).
 void dequantize_q4_0(const void* src, float* dst, int64_t n);
