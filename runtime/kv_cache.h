@@ -15,6 +15,20 @@
 
 namespace strata {
 
+// How deepseek2 files with the legacy attn_kv_b (pre-split converters, e.g. the published R1
+// GGUF files) keep their cache. Files with attn_k_b / attn_v_b always use the compressed one.
+enum class MlaLegacy {
+    // The compressed cache: kv_lora_rank + qk_rope floats per token and layer, and a few more
+    // for some kv_b types (R1: 2.26 KiB). A prompt's batches decompress it and compute what
+    // llama.cpp computes, bit for bit; decoding runs absorbed, llama.cpp's numbers to float
+    // rounding (runtime/arch/deepseek2.cpp).
+    Compressed,
+    // As llama.cpp runs these files: keys and values decompressed per head and cached,
+    // n_head · (qk_nope + qk_rope + v_head) floats per token and layer (R1: 160 KiB, about 10 MB
+    // per token over 61 layers). Bit for bit with llama.cpp.
+    PerHead,
+};
+
 struct KvLayout {
     int64_t n_layer = 0;
     int64_t k_width = 0;  // floats per token per layer in the K (or compressed) rows

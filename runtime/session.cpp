@@ -20,7 +20,7 @@ int64_t default_ctx(const HParams& hp) {
 
 Session::Session(const Model& model, const SessionOptions& options)
     : model_(&model),
-      forward_(make_forward(model)),
+      forward_(make_forward(model, options.mla_legacy)),
       cache_(forward_->kv_layout(),
              options.n_ctx > 0 ? options.n_ctx : default_ctx(model.hparams())),
       n_batch_(options.n_batch) {

@@ -26,6 +26,8 @@ struct SessionOptions {
     int64_t n_ctx = 0;      // cache positions; 0: the training context, at most 4096
     int64_t n_batch = 512;  // tokens per forward pass when prefilling
     int n_threads = 0;      // OpenMP threads; 0 keeps OpenMP's default (one per core)
+    // deepseek2 files with the legacy attn_kv_b: compressed cache (default) or per-head K/V.
+    MlaLegacy mla_legacy = MlaLegacy::Compressed;
 };
 
 class Session {

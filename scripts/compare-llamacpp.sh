@@ -10,16 +10,18 @@
 #
 #   scripts/compare-llamacpp.sh LLAMA_BUILD_DIR [--quick] [--strata BIN] [--threads N]
 #                                               [--keep DIR] [--only PATTERN] [--seed N]
+#                                               [--strata-args ARGS]
 # LLAMA_BUILD_DIR: a CMake build of llama.cpp (its source tree is read from CMakeCache.txt for the
 # headers; libllama and libggml* are linked from the build). This script never builds llama.cpp.
-# --quick: every type and most shapes at least once (20 cases) instead of all of them (201).
+# --quick: every type and most shapes at least once (21 cases) instead of all of them (250).
 # --strata: the strata binary (default: build/strata of this checkout).
 # --keep: keep the models, logits and the peer program in DIR. --only: cases whose name contains
-# PATTERN. --seed: another set of weights and prompts (default 1000).
+# PATTERN. --seed: another set of weights and prompts (default 1000). --strata-args: more
+# arguments for `strata eval`, e.g. "--mla-legacy per-head".
 set -euo pipefail
 
 usage() {
-    sed -n '11,18p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '11,20p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -31,6 +33,7 @@ threads=2
 keep=""
 only=""
 seed_base=1000
+strata_args=""
 while [[ $# -gt 0 ]]; do
     case $1 in
         --quick) quick=1 ;;
@@ -39,6 +42,7 @@ while [[ $# -gt 0 ]]; do
         --keep) keep=$2; shift ;;
         --only) only=$2; shift ;;
         --seed) seed_base=$2; shift ;;
+        --strata-args) strata_args=$2; shift ;;
         -h|--help) usage ;;
         -*) echo "compare-llamacpp.sh: unknown option $1" >&2; usage ;;
         *) [[ -z $llama_build ]] || usage; llama_build=$1 ;;
@@ -91,6 +95,12 @@ shapes=(
     "llama-odd-hd40|--arch llama --preset tiny --embd 200 --heads 5 --heads-kv 5 --head-dim 40 --ff 300|512|F32 BF16 Q4_K_M"
     "qwen2-hd96-mqa|--arch qwen2 --preset tiny --embd 288 --heads 3 --heads-kv 1 --head-dim 96 --ff 600|512|F32 F16 Q8_0"
     "ds2-odd-rope24|--arch deepseek2 --preset tiny-lite --embd 192 --kv-lora 96 --qk-nope 40 --qk-rope 24 --v-head 40 --ff 160 --ff-exp 96|512|F32 Q5_K_M Q4_0"
+    # Legacy attn_kv_b files of other shapes: q_lora and kv_lora 256 (kv_b rows take the
+    # K-quants, partner Q8_K), R1's head sizes, many heads with wide values, odd sizes.
+    "ds2-legacy-v3-qlora|--arch deepseek2 --preset tiny --legacy-mla|512|"
+    "ds2-legacy-8h-r1heads|--arch deepseek2 --preset tiny-legacy --heads 8 --kv-lora 512 --qk-nope 128 --qk-rope 64 --v-head 128|512|"
+    "ds2-legacy-16h-3L-v96|--arch deepseek2 --preset tiny-legacy --layers 3 --heads 16 --kv-lora 256 --qk-nope 32 --qk-rope 16 --v-head 96|512|F32 F16 BF16 Q8_0 Q4_1 Q5_1 Q2_K Q4_K Q6_K Q4_K_M Q3_K_M"
+    "ds2-legacy-odd-rope24|--arch deepseek2 --preset tiny-legacy --embd 192 --kv-lora 96 --qk-nope 40 --qk-rope 24 --v-head 40 --ff 160 --ff-exp 96|512|F32 BF16 Q8_0 Q4_0 Q4_1 Q5_K_M"
 )
 types=(F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K Q4_K Q5_K Q6_K Q4_K_M Q5_K_M Q3_K_M)
 # Lengths around the reference's cache view (256 positions, then 512): a prompt of 250 crosses
@@ -99,7 +109,7 @@ prompt_lengths=(8 40 100 300 23 170 61 250 256 257)
 
 # --quick: these pairs (shape index:type).
 quick_cases=(0:F32 0:F16 1:Q4_0 2:Q5_K_M 3:BF16 4:F32 4:Q3_K 5:Q4_1 6:Q2_K 7:Q4_K_M 7:Q6_K
-             8:Q5_K 8:Q5_1 9:F32 10:Q3_K_M 11:Q8_0 11:Q5_0 1:Q4_K 12:F32 14:Q5_K_M)
+             8:Q5_K 8:Q5_1 9:F32 10:Q3_K_M 11:Q8_0 11:Q5_0 1:Q4_K 12:F32 14:Q5_K_M 16:Q4_K_M)
 cases=()
 for s in "${!shapes[@]}"; do
     IFS='|' read -r _ _ _ shape_types <<<"${shapes[$s]}"
@@ -133,8 +143,9 @@ for c in "${cases[@]}"; do
         printf '%-28s %-7s %4s %s\n' "$name" "$type" "$n" "llama.cpp failed: FAIL"
         failed=$((failed + 1)); continue
     fi
+    # shellcheck disable=SC2086
     if ! out=$("$strata" eval -m "$model" --tokens "$tokens" --ref "$work/ref.f32" --greedy 16 \
-                 --threads "$threads" 2>"$work/err"); then
+                 --threads "$threads" $strata_args 2>"$work/err"); then
         printf '%-28s %-7s %4s %s\n' "$name" "$type" "$n" "strata failed ($(tail -1 "$work/err")): FAIL"
         failed=$((failed + 1)); continue
     fi

@@ -53,6 +53,10 @@ class Activations {
                    : static_cast<const void*>(bytes_.data() + static_cast<size_t>(i) * row_bytes_);
     }
 
+    // A converted row, for a caller that patches it (not for the F32 partner, whose rows are the
+    // caller's own).
+    void* mutable_row(int64_t i) { return bytes_.data() + static_cast<size_t>(i) * row_bytes_; }
+
   private:
     quant::Type type_ = quant::Type::F32;
     int64_t n_in_ = 0;

@@ -6,21 +6,41 @@
 // only the normalised latent and the rotated k_pe, shared by all heads. Attention runs
 // "absorbed": a head's no-rope query is mapped into latent space through attn_k_b, scored against
 // the cached rows as one MQA key of kv_lora + qk_rope, and the weighted sum of latents is mapped
-// to the head's value through attn_v_b. Files with the legacy attn_kv_b (pre-MLA converters) run
-// as llama.cpp runs them: the latent is decompressed through attn_kv_b into per-head keys
-// [k_nope | k_pe] and values, cached per head, and attention is plain multi-head attention.
+// to the head's value through attn_v_b.
+//
+// Files with the legacy attn_kv_b (pre-MLA converters; the published R1 files) hold, per head,
+// qk_nope key rows then v_head value rows over the latent. llama.cpp decompresses every token's
+// latent through it into per-head keys [k_nope | k_pe] and values and caches those: ~70 times the
+// compressed row (R1: 160 KiB against 2.25 KiB per token and layer). By default Strata keeps the
+// compressed cache for them too. llama.cpp's product kv_b · latent converts the latent to kv_b's
+// partner format (simd/matmul.h), so the cache keeps the latent rounded through that format,
+// plus what converting it again would not give back: for a Q4_1 / Q5_1 kv_b the Q8_1 blocks'
+// half-precision sums (kv_lora / 32 floats), for a K-quant kv_b the Q8_K blocks' scales
+// (kv_lora / 256; R1: 2.26 KiB per token and layer). A batch then runs one of two ways, whichever
+// costs fewer multiply-adds:
+//  - decompressed (a prompt's first batches): every visible position's partner-format latent is
+//    rebuilt from the cache, multiplied through attn_kv_b and attended per head, for this batch
+//    only; this is llama.cpp's computation, bit for bit;
+//  - absorbed (decoding): like the split files, with the two absorbed products as float
+//    products over kv_b's rows dequantized on the fly (no copy of kv_b is kept); llama.cpp's
+//    numbers in exact arithmetic, to float rounding in practice.
+// MlaLegacy::PerHead caches per head as llama.cpp does, bit for bit in every step.
 // RoPE (YaRN) rotates only the last qk_rope dims of each query head and k_pe, adjacent pairs.
 //
 // FFN. The first n_dense_lead blocks are dense SwiGLU; the rest route each token to n_used of
 // n_expert SwiGLU experts (router.h) and add the shared experts' output.
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
+#include <optional>
 
 #include "runtime/arch/archs.h"
 #include "runtime/arch/attention.h"
 #include "runtime/arch/common.h"
 #include "runtime/arch/router.h"
 #include "runtime/arch/tap.h"
+#include "simd/float_order.h"
 
 namespace strata::arch {
 namespace {
@@ -36,7 +56,8 @@ struct MlaLayer {
     std::vector<float> kv_a_norm;   // (kv_lora)
     std::vector<simd::Matrix> k_b;  // per head: [qk_nope, kv_lora], query → latent space
     std::vector<simd::Matrix> v_b;  // per head: [kv_lora, v_head], latent → value
-    simd::Matrix wkv_b;             // legacy files: [kv_lora, n_head · (qk_nope + v_head)]
+    simd::Matrix wkv_b;             // legacy files: [kv_lora, n_head · (qk_nope + v_head)], per
+                                    // head qk_nope key rows then v_head value rows
     simd::Matrix wo;                // [n_head · v_head, n_embd]
     std::vector<float> ffn_norm;    // (n_embd)
 
@@ -51,18 +72,30 @@ struct MlaLayer {
 
 class DeepSeek2Forward final : public Forward {
   public:
-    explicit DeepSeek2Forward(const Model& model)
-        : model_(model), hp_(model.hparams()), router_(RouterConfig::from(hp_)), head_(model) {
+    DeepSeek2Forward(const Model& model, MlaLegacy mla_legacy)
+        : model_(model),
+          hp_(model.hparams()),
+          per_head_(!hp_.mla_split && mla_legacy == MlaLegacy::PerHead),
+          router_(RouterConfig::from(hp_)),
+          head_(model) {
         rope_ = rope_params(model, ops::RopeLayout::Adjacent);
         kq_scale_ = mla_attention_scale(hp_);
         layers_.resize(static_cast<size_t>(hp_.n_layer));
         for (int64_t il = 0; il < hp_.n_layer; ++il) bind(il);
+        // Legacy files: room after the latent for what rebuilding its partner-format blocks
+        // exactly needs (round_latents), in every layer's rows: a Q8_1 block's sum correction
+        // (Q4_1 / Q5_1 kv_b), a Q8_K block's float scale (the K-quants).
+        for (const MlaLayer& L : layers_) {
+            if (hp_.mla_split || per_head_) break;
+            n_extra_ = std::max(n_extra_, extra_slots(quant::traits(L.wkv_b.type).partner));
+        }
     }
 
-    // MLA: one compressed row per token; legacy files: per-head keys and values.
+    // One compressed row per token; legacy files run per head: per-head keys and values.
     KvLayout kv_layout() const override {
-        if (hp_.mla_split) return {hp_.n_layer, hp_.kv_lora_rank + hp_.qk_rope, 0};
-        return {hp_.n_layer, hp_.n_head * (hp_.qk_nope + hp_.qk_rope), hp_.n_head * hp_.v_head};
+        if (per_head_)
+            return {hp_.n_layer, hp_.n_head * (hp_.qk_nope + hp_.qk_rope), hp_.n_head * hp_.v_head};
+        return {hp_.n_layer, hp_.kv_lora_rank + n_extra_ + hp_.qk_rope, 0};
     }
 
     void run(std::span<const int32_t> tokens, int64_t pos0, KvCache& cache, bool all_logits,
@@ -159,35 +192,56 @@ class DeepSeek2Forward final : public Forward {
     // out (n, n_embd) = MLA of the normalised rows xn; writes the tokens' cache rows.
     void attention(const MlaLayer& L, int64_t il, const float* xn, int64_t n, int64_t pos0,
                    const std::vector<float>& tables, KvCache& cache, float* out) {
-        if (!hp_.mla_split) {
+        if (per_head_) {
             attention_decompressed(L, il, xn, n, pos0, tables, cache, out);
             return;
         }
         const int64_t n_embd = hp_.n_embd, n_head = hp_.n_head;
         const int64_t nope = hp_.qk_nope, rope = hp_.qk_rope, lora = hp_.kv_lora_rank;
         const int64_t q_head = nope + rope, q_dim = n_head * q_head;
-        const int64_t row = lora + rope;  // compressed cache row, and an absorbed query head
+        const int64_t kv_w = lora + rope;       // attn_kv_a_mqa's output
+        const int64_t lat_w = lora + n_extra_;  // the latent (legacy files: and what it keeps)
 
         float* q = queries(L, xn, n);
         tap("q", il, q, n * q_dim);
-        float* kv = grow(kv_, n * row);
-        simd::matmul(L.wkv_a, xn, n_embd, n, kv, row, act_);
-        tap("kv_cmpr_pe", il, kv, n * row);
+        float* kv = grow(kv_, n * kv_w);
+        simd::matmul(L.wkv_a, xn, n_embd, n, kv, kv_w, act_);
+        tap("kv_cmpr_pe", il, kv, n * kv_w);
 
-        // Cache rows: [rms_norm(latent) | rope(k_pe)]; queries' rope parts rotated in place.
+        // Cache rows: [rms_norm(latent) | legacy files: kept partner-format data (round_latents)
+        // | rope(k_pe)]; queries' rope parts rotated in place.
         for (int64_t t = 0; t < n; ++t) {
             const float* table = tables.data() + t * rope_.n_rot;
             for (int64_t h = 0; h < n_head; ++h)
                 ops::rope_apply(rope_, table, q + t * q_dim + h * q_head + nope);
             float* c = cache.k(il, pos0 + t);
-            ops::rms_norm(kv + t * row, L.kv_a_norm.data(), lora, hp_.rms_eps, c);
-            std::memcpy(c + lora, kv + t * row + lora, sizeof(float) * rope);
-            ops::rope_apply(rope_, table, c + lora);
+            ops::rms_norm(kv + t * kv_w, L.kv_a_norm.data(), lora, hp_.rms_eps, c);
+            std::memcpy(c + lat_w, kv + t * kv_w + lora, sizeof(float) * rope);
+            ops::rope_apply(rope_, table, c + lat_w);
         }
+        if (!hp_.mla_split) round_latents(L, il, pos0, n, cache);
+        const int64_t v_dim = n_head * hp_.v_head;
+        float* heads = grow(heads_, n * v_dim);
+        if (!hp_.mla_split && decompressing_is_cheaper(n, pos0)) {
+            attend_decompressed(L, il, q, n, pos0, cache, heads);
+        } else {
+            attend_absorbed(L, il, q, n, pos0, cache, heads);
+        }
+        tap("kqv_out", il, heads, n * v_dim);
+        simd::matmul(L.wo, heads, v_dim, n, out, n_embd, act_);
+    }
 
-        // Absorbed queries, (n, n_head, lora + rope): [k_b_h · q_nope | q_pe].
+    // heads (n, n_head · v_head) = absorbed attention of the rotated queries q over the
+    // compressed cache rows of layer il.
+    void attend_absorbed(const MlaLayer& L, int64_t il, const float* q, int64_t n, int64_t pos0,
+                         const KvCache& cache, float* heads) {
+        const int64_t n_head = hp_.n_head, nope = hp_.qk_nope, rope = hp_.qk_rope;
+        const int64_t lora = hp_.kv_lora_rank, q_head = nope + rope, q_dim = n_head * q_head;
+        const int64_t lat_w = lora + n_extra_, row = lat_w + rope, v_dim = n_head * hp_.v_head;
+        // Absorbed queries, (n, n_head, row): [k_b_h · q_nope | q_pe].
         float* qabs = grow(qcat_, n * n_head * row);
-        for (int64_t h = 0; h < n_head; ++h) {
+        if (!hp_.mla_split) absorb_queries_legacy(L, q, n, qabs);
+        for (int64_t h = 0; h < n_head && hp_.mla_split; ++h) {
             // The reference multiplies a strided view of the queries here.
             simd::matmul(L.k_b[static_cast<size_t>(h)], q + h * q_head, q_dim, n, qabs + h * row,
                          n_head * row, act_, simd::Path::Strided);
@@ -201,21 +255,224 @@ class DeepSeek2Forward final : public Forward {
         shape.n_head = n_head;
         shape.n_head_kv = 1;
         shape.k_dim = row;
-        shape.v_dim = lora;
+        shape.v_dim = lat_w;
         shape.scale = kq_scale_;
         shape.values_in_keys = true;
-        float* lat = grow(lat_, n * n_head * lora);
-        attend(shape, cache, il, pos0, n, qabs, n_head * row, lat, n_head * lora, attn_scratch_);
+        float* lat = grow(lat_, n * n_head * lat_w);
+        attend(shape, cache, il, pos0, n, qabs, n_head * row, lat, n_head * lat_w, attn_scratch_);
 
         // Per head, latent → value through v_b; heads concatenated for attn_output.
-        const int64_t v_dim = n_head * hp_.v_head;
-        float* heads = grow(heads_, n * v_dim);
-        for (int64_t h = 0; h < n_head; ++h) {
+        if (!hp_.mla_split) values_legacy(L, lat, n, heads);
+        for (int64_t h = 0; h < n_head && hp_.mla_split; ++h) {
             simd::matmul(L.v_b[static_cast<size_t>(h)], lat + h * lora, n_head * lora, n,
                          heads + h * hp_.v_head, v_dim, act_);
         }
-        tap("kqv_out", il, heads, n * v_dim);
-        simd::matmul(L.wo, heads, v_dim, n, out, n_embd, act_);
+    }
+
+    // Legacy files: the latents of cache rows pos0 … pos0 + n - 1 rounded in place as llama.cpp's
+    // attn_kv_b product rounds its input: converted to kv_b's partner format (Q8_K for the
+    // K-quants, Q8_0 / Q8_1 for the legacy types, F16 / BF16; F32 unchanged) and back. k_pe is
+    // not part of that product and stays as it is. After the latent the row keeps what converting
+    // the rounded latent again would not give back (partner_rows): for Q8_1, s (the block's sum
+    // rounded to half precision, which the Q4_1 / Q5_1 products multiply by the weight block's
+    // minimum in place of the exact sum) as its difference from the exact sum, which the
+    // absorbed products multiply by the minima (latent_row); for Q8_K the float scale d, whose
+    // product with the values does not round back to it. The other formats convert back
+    // exactly (d of Q8_0 is a half float, so d·q is exact in float).
+    void round_latents(const MlaLayer& L, int64_t il, int64_t pos0, int64_t n, KvCache& cache) {
+        const quant::Type partner = quant::traits(L.wkv_b.type).partner;
+        const int64_t lora = hp_.kv_lora_rank;
+        if (n_extra_ > 0) {
+            for (int64_t t = 0; t < n; ++t)
+                std::fill_n(cache.k(il, pos0 + t) + lora, n_extra_, 0.0f);
+        }
+        if (partner == quant::Type::F32) return;
+        // A layer's rows of consecutive positions are consecutive, one cache row apart.
+        act_.quantize(partner, cache.k(il, pos0), lora + n_extra_ + hp_.qk_rope, lora, n);
+        const quant::DequantizeFn back = quant::traits(partner).dequantize;
+        for (int64_t t = 0; t < n; ++t) {
+            float* c = cache.k(il, pos0 + t);
+            back(act_.row(t), c, lora);
+            if (partner == quant::Type::Q8_K) {
+                const auto* blocks = static_cast<const quant::block_q8_K*>(act_.row(t));
+                for (int64_t b = 0; b < lora / quant::QK_K; ++b) c[lora + b] = blocks[b].d;
+            }
+            if (partner != quant::Type::Q8_1) continue;
+            const auto* blocks = static_cast<const quant::block_q8_1*>(act_.row(t));
+            for (int64_t b = 0; b < lora / quant::QK8_1; ++b) {
+                // d · sum is exact in float: an 11-bit significand times a 12-bit integer.
+                c[lora + b] = fp16_to_fp32(blocks[b].s) -
+                              fp16_to_fp32(blocks[b].d) * static_cast<float>(block_sum(blocks[b]));
+            }
+        }
+    }
+
+    // Legacy files: the latents of cache positions 0 … n_rows - 1 of layer il in kv_b's partner
+    // format, into act_, byte for byte the rows llama.cpp's attn_kv_b product converted: the
+    // rounded latent converts back to the same blocks, then the kept s (Q8_1) or d (Q8_K) is
+    // put back (round_latents).
+    void partner_rows(const MlaLayer& L, int64_t il, int64_t n_rows, const KvCache& cache) {
+        const quant::Type partner = quant::traits(L.wkv_b.type).partner;
+        const int64_t lora = hp_.kv_lora_rank;
+        act_.quantize(partner, cache.k(il, 0), lora + n_extra_ + hp_.qk_rope, lora, n_rows);
+        if (partner != quant::Type::Q8_1 && partner != quant::Type::Q8_K) return;
+        for (int64_t t = 0; t < n_rows; ++t) {
+            const float* c = cache.k(il, t);
+            if (partner == quant::Type::Q8_K) {
+                // Not the converted block: when a block's largest magnitude is reached by two
+                // values of opposite signs, converting again may pick the other as its maximum
+                // and negate d and every q. Rebuilt from the kept d instead: c = fl(d·q), so
+                // c / d rounds to q.
+                auto* blocks = static_cast<quant::block_q8_K*>(act_.mutable_row(t));
+                for (int64_t b = 0; b < lora / quant::QK_K; ++b) {
+                    quant::block_q8_K& blk = blocks[b];
+                    const float* x = c + b * quant::QK_K;
+                    blk.d = c[lora + b];
+                    for (int64_t j = 0; j < quant::QK_K; ++j)
+                        blk.qs[j] =
+                            blk.d == 0.0f ? 0 : static_cast<int8_t>(std::lrint(x[j] / blk.d));
+                    for (int64_t g = 0; g < quant::QK_K / 16; ++g) {
+                        int sum = 0;
+                        for (int64_t j = 0; j < 16; ++j) sum += blk.qs[g * 16 + j];
+                        blk.bsums[g] = static_cast<int16_t>(sum);
+                    }
+                }
+                continue;
+            }
+            auto* blocks = static_cast<quant::block_q8_1*>(act_.mutable_row(t));
+            for (int64_t b = 0; b < lora / quant::QK8_1; ++b) {
+                const float exact =
+                    fp16_to_fp32(blocks[b].d) * static_cast<float>(block_sum(blocks[b]));
+                blocks[b].s = fp32_to_fp16(c[lora + b] + exact);
+            }
+        }
+    }
+
+    static int block_sum(const quant::block_q8_1& b) {
+        int sum = 0;
+        for (const int8_t v : b.qs) sum += v;
+        return sum;
+    }
+
+    // Floats kept after the latent in a legacy file's compressed row for a kv_b whose partner
+    // format is `partner` (round_latents).
+    int64_t extra_slots(quant::Type partner) const {
+        if (partner == quant::Type::Q8_1) return hp_.kv_lora_rank / quant::QK8_1;
+        if (partner == quant::Type::Q8_K) return hp_.kv_lora_rank / quant::QK_K;
+        return 0;
+    }
+
+    // Legacy files: whether a batch of n tokens at pos0 costs fewer multiply-adds decompressed
+    // (every visible position's keys and values through attn_kv_b, then attention per head)
+    // than absorbed, and the decompressed keys and values fit in kMaxDecompressedBytes. That
+    // holds for a prompt's first batches and not for decoding; decompressed, the batch computes
+    // what llama.cpp computes, bit for bit.
+    bool decompressing_is_cheaper(int64_t n, int64_t pos0) const {
+        const int64_t n_used = pos0 + n, n_head = hp_.n_head;
+        const int64_t nope = hp_.qk_nope, rope = hp_.qk_rope, v_head = hp_.v_head;
+        const int64_t lora = hp_.kv_lora_rank, lat_w = lora + n_extra_, row = lat_w + rope;
+        const double decompressed = static_cast<double>(n_used) * (nope + v_head) * lora +
+                                    static_cast<double>(n) * n_used * (nope + rope + v_head);
+        const double absorbed = static_cast<double>(n) * (nope + v_head) * lat_w +
+                                static_cast<double>(n) * n_used * (row + lat_w);
+        const double bytes =
+            static_cast<double>(n_used) * n_head * (2 * (nope + v_head) + rope) * sizeof(float);
+        return decompressed <= absorbed && bytes <= kMaxDecompressedBytes;
+    }
+
+    // Legacy files, a batch decompressed: heads (n, n_head · v_head) = attention of the rotated
+    // queries q over every visible position's keys [k_nope | k_pe] and values, k_nope and the
+    // values from attn_kv_b times the cached latents in its partner format, as llama.cpp
+    // computes and caches them per head; they live in wide_ for this batch only.
+    void attend_decompressed(const MlaLayer& L, int64_t il, const float* q, int64_t n, int64_t pos0,
+                             const KvCache& cache, float* heads) {
+        const int64_t n_used = pos0 + n, n_head = hp_.n_head;
+        const int64_t nope = hp_.qk_nope, rope = hp_.qk_rope, v_head = hp_.v_head;
+        const int64_t lat_w = hp_.kv_lora_rank + n_extra_, kvb_head = nope + v_head;
+        partner_rows(L, il, n_used, cache);
+        float* kvb = grow(kvb_, n_used * n_head * kvb_head);
+        simd::matmul(L.wkv_b, act_, kvb, n_head * kvb_head);
+        const KvLayout wide{1, n_head * (nope + rope), n_head * v_head};
+        if (!wide_ || wide_->n_ctx() < n_used) wide_.emplace(wide, n_used);
+        for (int64_t t = 0; t < n_used; ++t)
+            store_per_head(kvb + t * n_head * kvb_head, cache.k(il, t) + lat_w, *wide_, 0, t);
+        attend(per_head_shape(), *wide_, 0, pos0, n, q, n_head * (nope + rope), heads,
+               n_head * v_head, attn_scratch_);
+    }
+
+    // Legacy files: absorbed queries (n, n_head, lat_w + qk_rope) = [W_kᵀ q_nope | q_pe] per
+    // head, W_k the head's qk_nope key rows of attn_kv_b dequantized (with their block minima
+    // for Q4_1 / Q5_1), products in float; q holds the queries with their rope parts rotated.
+    void absorb_queries_legacy(const MlaLayer& L, const float* q, int64_t n, float* qabs) const {
+        const int64_t n_head = hp_.n_head, nope = hp_.qk_nope, rope = hp_.qk_rope;
+        const int64_t q_head = nope + rope, q_dim = n_head * q_head, per_head = nope + hp_.v_head;
+        const int64_t lat_w = hp_.kv_lora_rank + n_extra_, row = lat_w + rope;
+        const bool parallel = n_head * nope * lat_w * (n + 1) >= kParallelWork;
+#pragma omp parallel if (parallel)
+        {
+            std::vector<float> w(static_cast<size_t>(nope * lat_w));  // (qk_nope, lat_w) W_k
+#pragma omp for schedule(static)
+            for (int64_t h = 0; h < n_head; ++h) {
+                for (int64_t i = 0; i < nope; ++i)
+                    latent_row(L.wkv_b, h * per_head + i, w.data() + i * lat_w);
+                for (int64_t t = 0; t < n; ++t) {
+                    const float* qn = q + t * q_dim + h * q_head;
+                    float* dst = qabs + (t * n_head + h) * row;
+                    std::fill_n(dst, lat_w, 0.0f);
+                    for (int64_t i = 0; i < nope; ++i) {
+                        const float qi = qn[i];
+                        const float* wi = w.data() + i * lat_w;
+                        for (int64_t j = 0; j < lat_w; ++j) dst[j] += qi * wi[j];
+                    }
+                    std::memcpy(dst + lat_w, qn + nope, sizeof(float) * rope);
+                }
+            }
+        }
+    }
+
+    // Legacy files: heads (n, n_head · v_head) = W_v · (the head's attention-weighted latent)
+    // per head, W_v the head's v_head value rows of attn_kv_b dequantized (with their block
+    // minima for Q4_1 / Q5_1), products in float (the summed latent is not rounded again:
+    // llama.cpp sums values that are already products).
+    void values_legacy(const MlaLayer& L, const float* lat, int64_t n, float* heads) const {
+        const int64_t n_head = hp_.n_head, nope = hp_.qk_nope, v_head = hp_.v_head;
+        const int64_t lat_w = hp_.kv_lora_rank + n_extra_, per_head = nope + v_head;
+        const int64_t v_dim = n_head * v_head;
+        const bool parallel = n_head * v_head * lat_w * (n + 1) >= kParallelWork;
+#pragma omp parallel if (parallel)
+        {
+            std::vector<float> w(static_cast<size_t>(v_head * lat_w));  // (v_head, lat_w) W_v
+#pragma omp for schedule(static)
+            for (int64_t h = 0; h < n_head; ++h) {
+                for (int64_t i = 0; i < v_head; ++i)
+                    latent_row(L.wkv_b, h * per_head + nope + i, w.data() + i * lat_w);
+                for (int64_t t = 0; t < n; ++t) {
+                    const float* lh = lat + (t * n_head + h) * lat_w;
+                    float* dst = heads + t * v_dim + h * v_head;
+                    for (int64_t i = 0; i < v_head; ++i)
+                        dst[i] = simd::dot_f32_vec(w.data() + i * lat_w, lh, lat_w);
+                }
+            }
+        }
+    }
+
+    // Row r of attn_kv_b as the absorbed products use it, (kv_lora + n_extra_): dequantized, then
+    // for Q4_1 / Q5_1 the minimum m of each block (x = d·q + m), which multiplies the cached
+    // block-sum corrections (round_latents), else zeros.
+    void latent_row(const simd::Matrix& kv_b, int64_t r, float* out) const {
+        const int64_t lora = hp_.kv_lora_rank;
+        const uint8_t* src = kv_b.row(r);
+        quant::traits(kv_b.type).dequantize(src, out, lora);
+        std::fill_n(out + lora, n_extra_, 0.0f);
+        if (kv_b.type != quant::Type::Q4_1 && kv_b.type != quant::Type::Q5_1) return;
+        const bool q4 = kv_b.type == quant::Type::Q4_1;
+        const size_t block = quant::traits(kv_b.type).block_bytes;
+        const size_t m_at = q4 ? offsetof(quant::block_q4_1, m) : offsetof(quant::block_q5_1, m);
+        for (int64_t b = 0; b < lora / quant::QK8_1; ++b) {
+            uint16_t m = 0;
+            std::memcpy(&m, src + static_cast<size_t>(b) * block + m_at, sizeof(m));
+            out[lora + b] = fp16_to_fp32(m);
+        }
     }
 
     // q (n, n_head · (qk_nope + qk_rope)) of the normalised rows xn, through the q_lora
@@ -236,9 +493,10 @@ class DeepSeek2Forward final : public Forward {
         return q;
     }
 
-    // Legacy files, as llama.cpp runs them without MLA: kv = attn_kv_b · rms_norm(latent) gives
-    // each head's k_nope and value; the key is [k_nope | rope(k_pe)] (k_pe shared by the heads),
-    // the query [q_nope | rope(q_pe)]; multi-head attention over per-head cache rows.
+    // Legacy files with MlaLegacy::PerHead, as llama.cpp runs them without MLA: kv = attn_kv_b ·
+    // rms_norm(latent) gives each head's k_nope and value; the key is [k_nope | rope(k_pe)] (k_pe
+    // shared by the heads), the query [q_nope | rope(q_pe)]; multi-head attention over per-head
+    // cache rows.
     void attention_decompressed(const MlaLayer& L, int64_t il, const float* xn, int64_t n,
                                 int64_t pos0, const std::vector<float>& tables, KvCache& cache,
                                 float* out) {
@@ -258,29 +516,40 @@ class DeepSeek2Forward final : public Forward {
             ops::rope_apply(rope_, table, kv + t * row + lora);
             ops::rms_norm(kv + t * row, L.kv_a_norm.data(), lora, hp_.rms_eps, latent + t * lora);
         }
-        float* kvb = grow(qcat_, n * n_head * kvb_head);  // (n, n_head, qk_nope + v_head)
+        float* kvb = grow(kvb_, n * n_head * kvb_head);  // (n, n_head, qk_nope + v_head)
         simd::matmul(L.wkv_b, latent, lora, n, kvb, n_head * kvb_head, act_);
-        for (int64_t t = 0; t < n; ++t) {
-            float* k = cache.k(il, pos0 + t);
-            for (int64_t h = 0; h < n_head; ++h) {
-                const float* src = kvb + (t * n_head + h) * kvb_head;
-                std::memcpy(k + h * k_head, src, sizeof(float) * nope);
-                std::memcpy(k + h * k_head + nope, kv + t * row + lora, sizeof(float) * rope);
-                for (int64_t i = 0; i < v_head; ++i)
-                    cache.v_col(il, h * v_head + i)[pos0 + t] = src[nope + i];
-            }
-        }
-        AttentionShape shape;
-        shape.n_head = n_head;
-        shape.n_head_kv = n_head;
-        shape.k_dim = k_head;
-        shape.v_dim = v_head;
-        shape.scale = kq_scale_;
+        for (int64_t t = 0; t < n; ++t)
+            store_per_head(kvb + t * n_head * kvb_head, kv + t * row + lora, cache, il, pos0 + t);
         const int64_t v_dim = n_head * v_head;
         float* heads = grow(heads_, n * v_dim);
-        attend(shape, cache, il, pos0, n, q, q_dim, heads, v_dim, attn_scratch_);
+        attend(per_head_shape(), cache, il, pos0, n, q, q_dim, heads, v_dim, attn_scratch_);
         tap("kqv_out", il, heads, n * v_dim);
         simd::matmul(L.wo, heads, v_dim, n, out, n_embd, act_);
+    }
+
+    // Position pos of a per-head cache: keys [k_nope | k_pe] and values of every head, from
+    // kvb (n_head, qk_nope + v_head), a token's attn_kv_b output, and its rotated k_pe.
+    void store_per_head(const float* kvb, const float* k_pe, KvCache& cache, int64_t layer,
+                        int64_t pos) const {
+        const int64_t nope = hp_.qk_nope, rope = hp_.qk_rope, v_head = hp_.v_head;
+        float* k = cache.k(layer, pos);
+        for (int64_t h = 0; h < hp_.n_head; ++h) {
+            const float* src = kvb + h * (nope + v_head);
+            std::memcpy(k + h * (nope + rope), src, sizeof(float) * nope);
+            std::memcpy(k + h * (nope + rope) + nope, k_pe, sizeof(float) * rope);
+            for (int64_t i = 0; i < v_head; ++i)
+                cache.v_col(layer, h * v_head + i)[pos] = src[nope + i];
+        }
+    }
+
+    AttentionShape per_head_shape() const {
+        AttentionShape shape;
+        shape.n_head = hp_.n_head;
+        shape.n_head_kv = hp_.n_head;
+        shape.k_dim = hp_.qk_nope + hp_.qk_rope;
+        shape.v_dim = hp_.v_head;
+        shape.scale = kq_scale_;
+        return shape;
     }
 
     // out (n, n_embd) = Σ_slots weight · expert(xn) + shared experts(xn).
@@ -336,8 +605,16 @@ class DeepSeek2Forward final : public Forward {
         }
     }
 
+    // Multiply-adds below which the legacy absorbed products stay on one thread.
+    static constexpr int64_t kParallelWork = int64_t{1} << 16;
+    // Legacy files: the most a batch's decompressed keys and values (and attn_kv_b's output) may
+    // take; past it the batch runs absorbed (R1: about 7,000 positions).
+    static constexpr double kMaxDecompressedBytes = 2.0 * (int64_t{1} << 30);
+
     const Model& model_;
     const HParams& hp_;
+    bool per_head_ = false;  // legacy attn_kv_b file run as llama.cpp runs it (MlaLegacy::PerHead)
+    int64_t n_extra_ = 0;    // compressed legacy rows: Q8_1 block-sum corrections after the latent
     RouterConfig router_;
     ops::RopeParams rope_;
     float kq_scale_ = 1.0f;
@@ -350,11 +627,13 @@ class DeepSeek2Forward final : public Forward {
     std::vector<float> q_;      // (n, n_head · (qk_nope + qk_rope))
     std::vector<float> qa_;     // (n, q_lora)
     std::vector<float> kv_;     // (n, kv_lora + qk_rope) before norm and rope
-    std::vector<float> qcat_;   // (n, n_head, kv_lora + qk_rope) absorbed queries; legacy files:
-                                // (n, n_head, qk_nope + v_head) decompressed keys and values
-    std::vector<float> lat_;    // (n, n_head, kv_lora) attention-weighted latents; legacy files:
-                                // (n, kv_lora) normalised latents
+    std::vector<float> qcat_;   // (n, n_head, cache row) absorbed queries; per-head
+                                // legacy: (n, n_head, qk_nope + v_head) decompressed keys, values
+    std::vector<float> lat_;    // (n, n_head, kv_lora + n_extra_) attention-weighted latents;
+                                // per-head legacy: (n, kv_lora) normalised latents
     std::vector<float> heads_;  // (n, n_head · v_head)
+    std::vector<float> kvb_;    // legacy files: (positions, n_head, qk_nope + v_head) attn_kv_b
+    std::optional<KvCache> wide_;  // compressed legacy files: a decompressed batch's keys, values
     std::vector<float> router_logits_;  // (n, n_expert)
     std::vector<int32_t> ids_;          // (n, n_used) chosen experts
     std::vector<float> weights_;        // (n, n_used) their weights
@@ -376,8 +655,8 @@ float mla_attention_scale(const HParams& hp) {
     return mscale * mscale / std::sqrt(static_cast<float>(hp.qk_nope + hp.qk_rope));
 }
 
-std::unique_ptr<Forward> make_deepseek2_forward(const Model& model) {
-    return std::make_unique<DeepSeek2Forward>(model);
+std::unique_ptr<Forward> make_deepseek2_forward(const Model& model, MlaLegacy mla_legacy) {
+    return std::make_unique<DeepSeek2Forward>(model, mla_legacy);
 }
 
 }  // namespace strata::arch

@@ -5,14 +5,14 @@
 
 namespace strata {
 
-std::unique_ptr<Forward> make_forward(const Model& model) {
+std::unique_ptr<Forward> make_forward(const Model& model, MlaLegacy mla_legacy) {
     switch (model.hparams().arch) {
         case Arch::Llama:
             return arch::make_gqa_forward(model, ops::RopeLayout::Adjacent);
         case Arch::Qwen2:
             return arch::make_qwen2_forward(model);
         case Arch::DeepSeek2:
-            return arch::make_deepseek2_forward(model);
+            return arch::make_deepseek2_forward(model, mla_legacy);
     }
     return nullptr;
 }

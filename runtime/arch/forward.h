@@ -32,7 +32,9 @@ class Forward {
 };
 
 // The forward pass of the model's architecture; throws strata::Error naming the tensor when a
-// weight has a type Strata cannot multiply yet.
-std::unique_ptr<Forward> make_forward(const Model& model);
+// weight has a type Strata cannot multiply yet. `mla_legacy` matters for deepseek2 files with
+// the legacy attn_kv_b only.
+std::unique_ptr<Forward> make_forward(const Model& model,
+                                      MlaLegacy mla_legacy = MlaLegacy::Compressed);
 
 }  // namespace strata

@@ -1,9 +1,9 @@
 // strata bench: prefill and decode speed of a model.
-//   strata bench -m MODEL [-p 512] [-n 128] [--threads N] [--seed S] [--json]
+//   strata bench -m MODEL [-p 512] [-n 128] [--threads N] [--seed S] [--mla-legacy M] [--json]
 // Prefills -p random token ids in one batch, then decodes -n tokens one at a time (each the
 // argmax of the previous logits), and reports tokens per second of both phases and the peak
-// resident memory. --json prints one object with at least prefill_tps, decode_tps,
-// peak_rss_bytes and threads.
+// resident memory and the KV cache size. --json prints one object with at least prefill_tps,
+// decode_tps, peak_rss_bytes, kv_cache_bytes and threads.
 #include <fmt/format.h>
 #include <omp.h>
 
@@ -28,6 +28,7 @@ struct BenchOptions {
     int threads = 0;
     uint64_t seed = 1;
     bool json = false;
+    MlaLegacy mla_legacy = MlaLegacy::Compressed;
 };
 
 void run_bench(const BenchOptions& o) {
@@ -38,6 +39,7 @@ void run_bench(const BenchOptions& o) {
     so.n_ctx = o.n_prompt + o.n_gen;
     so.n_batch = o.n_prompt;
     so.n_threads = o.threads;
+    so.mla_legacy = o.mla_legacy;
     Session session(model, so);
     const int threads = omp_get_max_threads();
 
@@ -87,6 +89,8 @@ void run_bench(const BenchOptions& o) {
     fmt::print("model     {} ({}, {})\n", o.model, arch_name(model.hparams().arch),
                format_bytes(model.file().file_bytes()));
     fmt::print("threads   {}\n", threads);
+    fmt::print("KV cache  {} for {} positions\n", format_bytes(session.cache_bytes()),
+               session.n_ctx());
     fmt::print("prefill   {} tokens in {:.3f} s: {:.2f} tokens/s\n", o.n_prompt, prefill_s,
                prefill_tps);
     fmt::print("decode    {} tokens in {:.3f} s: {:.2f} tokens/s\n", o.n_gen, decode_s, decode_tps);
@@ -103,6 +107,7 @@ void add_bench(CLI::App& app) {
     cmd->add_option("-n,--n-gen", o.n_gen, "Generated tokens")->capture_default_str();
     cmd->add_option("--threads", o.threads, "Threads (default: one per core)");
     cmd->add_option("--seed", o.seed, "Seed of the random prompt")->capture_default_str();
+    add_mla_legacy_option(cmd, o.mla_legacy);
     cmd->add_flag("--json", o.json, "Print one JSON object");
     cmd->callback([] { run_bench(o); });
 }

@@ -1,6 +1,6 @@
 // strata eval: the logits of every position of a token sequence, computed in one batch.
 //   strata eval -m MODEL (--tokens 1,2,3 | --text T) [--out FILE.f32] [--ref FILE.f32]
-//               [--greedy N] [--json] [--threads N]
+//               [--greedy N] [--json] [--threads N] [--mla-legacy compressed|per-head]
 // --text is tokenized with the model's tokenizer (BOS as the file asks, special tokens parsed).
 // --out writes n_tokens × n_vocab little-endian float32 rows; --ref reads such a file (another
 // runtime's logits for the same tokens) and reports how closely they agree, by the golden set's
@@ -162,6 +162,7 @@ void add_eval(CLI::App& app) {
     cmd->add_option("--ctx", o.session.n_ctx, "Context size (default: the number of tokens)");
     cmd->add_option("--batch", o.session.n_batch, "Tokens per forward pass (default: all)");
     cmd->add_option("--threads", o.session.n_threads, "Threads (default: one per core)");
+    add_mla_legacy_option(cmd, o.session.mla_legacy);
     cmd->callback([] { run_eval(o); });
 }
 

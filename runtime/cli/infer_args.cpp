@@ -3,6 +3,7 @@
 
 #include <charconv>
 #include <fstream>
+#include <map>
 #include <random>
 
 #include "runtime/error.h"
@@ -41,6 +42,20 @@ void add_session_options(CLI::App* cmd, SessionOptions& options) {
     cmd->add_option("--batch", options.n_batch, "Tokens per forward pass when prefilling")
         ->capture_default_str();
     cmd->add_option("--threads", options.n_threads, "Threads (default: one per core)");
+    add_mla_legacy_option(cmd, options.mla_legacy);
+}
+
+void add_mla_legacy_option(CLI::App* cmd, MlaLegacy& mla_legacy) {
+    const std::map<std::string, MlaLegacy> names{{"compressed", MlaLegacy::Compressed},
+                                                 {"per-head", MlaLegacy::PerHead}};
+    cmd->add_option("--mla-legacy", mla_legacy,
+                    "deepseek2 files with the legacy attn_kv_b (e.g. the published R1 GGUFs): "
+                    "'compressed' caches about kv_lora + qk_rope floats per token and layer "
+                    "(R1: 2.26 KiB); prompts are bit for bit llama.cpp's, decoding agrees to "
+                    "float rounding; 'per-head' caches n_head * (qk_nope + qk_rope + v_head) "
+                    "floats (R1: 160 KiB, ~10 MB per token) as llama.cpp does, bit for bit")
+        ->transform(CLI::CheckedTransformer(names, CLI::ignore_case))
+        ->default_str("compressed");
 }
 
 void SamplingFlags::add(CLI::App* cmd) {

@@ -20,8 +20,11 @@ std::vector<int32_t> parse_token_list(const std::string& text);
 // Opens and binds a model file.
 Model load_model(const std::string& path);
 
-// --ctx, --batch, --threads.
+// --ctx, --batch, --threads, --mla-legacy.
 void add_session_options(CLI::App* cmd, SessionOptions& options);
+// --mla-legacy compressed|per-head: how deepseek2 files with the legacy attn_kv_b keep their
+// cache (kv_cache.h, MlaLegacy).
+void add_mla_legacy_option(CLI::App* cmd, MlaLegacy& mla_legacy);
 
 // Sampling flags. Each flag given overrides the model's defaults (default_sampling); --seed
 // absent means a fresh random seed.

@@ -2,7 +2,7 @@
 // loop of runtime/cli/chat.cpp).
 //   strata run -m MODEL (-p PROMPT | -f FILE | --tokens 1,2,3) [-n N] [--temp T] [--top-k K]
 //              [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--greedy] [--ctx N]
-//              [--threads N] [--ignore-eos]
+//              [--threads N] [--mla-legacy compressed|per-head] [--ignore-eos]
 // A text prompt is tokenized with the model's tokenizer (BOS as the file asks, special tokens
 // parsed) and the generated text is streamed to stdout; a --tokens prompt streams the generated
 // ids, space-separated. Statistics go to stderr. Generation stops after N tokens, at an

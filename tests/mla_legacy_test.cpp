@@ -1,0 +1,245 @@
+// deepseek2 files with the legacy attn_kv_b: the compressed cache they run on by default
+// (MlaLegacy::Compressed) against the per-head cache llama.cpp keeps (MlaLegacy::PerHead), which
+// Strata reproduces bit for bit.
+//
+// A compressed batch that costs less decompressed (a prompt's first batches) rebuilds every
+// visible position's attn_kv_b input from the cache and computes what the per-head cache
+// computes: bit for bit, for every partner format of kv_b. Decoding runs absorbed, the same
+// function in exact arithmetic but summed in another order; with quantized activations that
+// rounding now and then flips one activation's quantization step, which moves that position's
+// logits by up to ~1e-2 and, through attention and routing, some later ones. Bounds there: F32
+// max_rel ≤ 1e-5 (measured ≤ 1e-6); quantized mean_kl ≤ 1e-5 and at least half the positions
+// within 1e-5. Caching the unrounded latent instead moves every position by ~1e-2 (mean_kl
+// ~1e-4, no position within 1e-5), which both checks catch.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "runtime/logit_metrics.h"
+#include "runtime/session.h"
+#include "tests/test_util.h"
+#include "tests/tiny_model.h"
+
+namespace strata {
+namespace {
+
+std::vector<int32_t> random_ids(int64_t n, int64_t vocab, uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    std::vector<int32_t> ids(static_cast<size_t>(n));
+    for (int32_t& id : ids) id = static_cast<int32_t>(rng() % static_cast<uint64_t>(vocab));
+    return ids;
+}
+
+// A legacy file of its own shape: more heads than the golden one, q_lora, latent and head sizes
+// that are not powers of two, groups and sigmoid routing.
+test::TinySpec legacy_spec(quant::Type type, uint64_t seed) {
+    test::TinySpec s;
+    s.arch = Arch::DeepSeek2;
+    s.seed = seed;
+    s.legacy_kv_b = true;
+    s.type = type;
+    s.n_embd = 256;
+    s.n_head = 6;
+    s.q_lora = 64;
+    s.kv_lora = 256;  // kv_b rows of 256: K-quant kv_b, partner Q8_K
+    s.qk_nope = 24;
+    s.qk_rope = 8;
+    s.v_head = 40;
+    s.n_group = 2;
+    s.n_group_used = 1;
+    s.gating = Gating::Sigmoid;
+    s.weights_norm = true;
+    s.yarn_factor = 4.0f;
+    return s;
+}
+
+std::vector<float> all_logits(const Model& m, const std::vector<int32_t>& ids, MlaLegacy mode) {
+    Session s(m, {.n_ctx = static_cast<int64_t>(ids.size()), .mla_legacy = mode});
+    std::vector<float> out;
+    s.decode_all(ids, out);
+    return out;
+}
+
+TEST(MlaLegacy, CompressedCacheHoldsTheLatentAndRopePartPerTokenAndLayer) {
+    const test::TinySpec s = legacy_spec(quant::Type::Q8_0, 3);
+    test::TempDir dir;
+    const Model m = test::load_tiny_model(s, dir / "m.gguf");
+    ASSERT_FALSE(m.hparams().mla_split);
+    const int64_t n_ctx = 37;
+    const Session compressed(m, {.n_ctx = n_ctx});
+    EXPECT_EQ(compressed.cache_bytes(),
+              static_cast<size_t>(s.n_layer * n_ctx * (s.kv_lora + s.qk_rope)) * sizeof(float));
+    const Session per_head(m, {.n_ctx = n_ctx, .mla_legacy = MlaLegacy::PerHead});
+    EXPECT_EQ(per_head.cache_bytes(), static_cast<size_t>(s.n_layer * n_ctx * s.n_head *
+                                                          (s.qk_nope + s.qk_rope + s.v_head)) *
+                                          sizeof(float));
+
+    // A Q5_1 attn_kv_b adds the Q8_1 block-sum corrections, kv_lora / 32 per row.
+    const test::TinySpec s51 = legacy_spec(quant::Type::Q5_1, 3);
+    const Model m51 = test::load_tiny_model(s51, dir / "q51.gguf");
+    EXPECT_EQ(Session(m51, {.n_ctx = n_ctx}).cache_bytes(),
+              static_cast<size_t>(s.n_layer * n_ctx * (s.kv_lora + s.kv_lora / 32 + s.qk_rope)) *
+                  sizeof(float));
+    // A Q4_K one keeps the Q8_K blocks' scales, kv_lora / 256 per row.
+    const test::TinySpec s4k = legacy_spec(quant::Type::Q4_K, 3);
+    const Model m4k = test::load_tiny_model(s4k, dir / "q4k.gguf");
+    EXPECT_EQ(Session(m4k, {.n_ctx = n_ctx}).cache_bytes(),
+              static_cast<size_t>(s.n_layer * n_ctx * (s.kv_lora + s.kv_lora / 256 + s.qk_rope)) *
+                  sizeof(float));
+
+    // A split file ignores the option: its cache is always the compressed one.
+    test::TinySpec split = s;
+    split.legacy_kv_b = false;
+    const Model ms = test::load_tiny_model(split, dir / "split.gguf");
+    const Session split_session(ms, {.n_ctx = n_ctx, .mla_legacy = MlaLegacy::PerHead});
+    EXPECT_EQ(split_session.cache_bytes(), compressed.cache_bytes());
+}
+
+const quant::Type kTypes[] = {
+    quant::Type::F32,  quant::Type::F16,  quant::Type::BF16, quant::Type::Q8_0, quant::Type::Q4_0,
+    quant::Type::Q4_1, quant::Type::Q5_1, quant::Type::Q4_K, quant::Type::Q6_K, quant::Type::Q2_K};
+
+// One batch over the compressed cache gives exactly what the per-head cache gives: one type per
+// partner format of kv_b, none (F32), F16, BF16, Q8_0 (Q8_0 / Q4_0), Q8_1 (Q4_1 / Q5_1) and Q8_K
+// (the K-quants), two seeds each.
+TEST(MlaLegacy, OneBatchIsBitIdenticalToPerHead) {
+    for (const quant::Type type : kTypes) {
+        for (const uint64_t seed : {11, 12}) {
+            SCOPED_TRACE(fmt::format("{} seed {}", quant::type_name(type), seed));
+            const test::TinySpec s = legacy_spec(type, seed + 10 * static_cast<uint64_t>(type));
+            test::TempDir dir;
+            const Model m = test::load_tiny_model(s, dir / "m.gguf");
+            const std::vector<int32_t> ids = random_ids(45, s.n_vocab, seed);
+            EXPECT_EQ(all_logits(m, ids, MlaLegacy::Compressed),
+                      all_logits(m, ids, MlaLegacy::PerHead));
+        }
+    }
+}
+
+// A later batch decompresses the earlier positions from the cache too: two batches over the
+// compressed cache give what two batches over the per-head one give.
+TEST(MlaLegacy, LaterBatchesRebuildEarlierPositionsExactly) {
+    for (const quant::Type type : {quant::Type::F32, quant::Type::Q4_1, quant::Type::Q4_K}) {
+        SCOPED_TRACE(quant::type_name(type));
+        const test::TinySpec s = legacy_spec(type, 31);
+        test::TempDir dir;
+        const Model m = test::load_tiny_model(s, dir / "m.gguf");
+        const std::vector<int32_t> ids = random_ids(40, s.n_vocab, 6);
+        std::vector<std::vector<float>> out;
+        for (const MlaLegacy mode : {MlaLegacy::Compressed, MlaLegacy::PerHead}) {
+            Session session(m, {.n_ctx = 40, .mla_legacy = mode});
+            session.prefill(std::span(ids).first(20));
+            const std::span<const float> last = session.prefill(std::span(ids).subspan(20));
+            out.emplace_back(last.begin(), last.end());
+        }
+        EXPECT_EQ(out[0], out[1]);
+    }
+}
+
+// Decoding token by token runs absorbed over the compressed cache; it agrees with decoding over
+// the per-head cache to float rounding (the bounds at the top).
+TEST(MlaLegacy, AbsorbedDecodeAgreesWithPerHead) {
+    for (const quant::Type type : kTypes) {
+        SCOPED_TRACE(quant::type_name(type));
+        const test::TinySpec s = legacy_spec(type, 41 + static_cast<uint64_t>(type));
+        test::TempDir dir;
+        const Model m = test::load_tiny_model(s, dir / "m.gguf");
+        const int64_t n = 36, prompt = 4;
+        const std::vector<int32_t> ids = random_ids(n, s.n_vocab, 7);
+        std::vector<std::vector<float>> steps(2);  // per mode: (n - prompt, n_vocab)
+        for (const MlaLegacy mode : {MlaLegacy::Compressed, MlaLegacy::PerHead}) {
+            Session session(m, {.n_ctx = n, .mla_legacy = mode});
+            session.prefill(std::span(ids).first(prompt));
+            for (int64_t t = prompt; t < n; ++t) {
+                const std::span<const float> l =
+                    session.decode(std::span(ids).subspan(static_cast<size_t>(t), 1));
+                steps[mode == MlaLegacy::PerHead].insert(steps[mode == MlaLegacy::PerHead].end(),
+                                                         l.begin(), l.end());
+            }
+        }
+        const metrics::LogitAgreement a = metrics::compare_logits(steps[0], steps[1], s.n_vocab);
+        if (type == quant::Type::F32) {
+            EXPECT_LE(a.max_rel, 1e-5);
+            // Not bit for bit: the steps did run absorbed. (Quantized activations often absorb
+            // the difference whole.)
+            EXPECT_GT(a.max_rel, 0.0);
+            continue;
+        }
+        EXPECT_LE(a.mean_kl, 1e-5);
+        // F16 activations round every element to 11 bits, so float rounding flips some in every
+        // position; the other formats round to blocks and most positions see no flip at all.
+        if (type == quant::Type::F16) continue;
+        const int64_t rows = n - prompt;
+        int64_t close = 0;
+        for (int64_t p = 0; p < rows; ++p) {
+            close += metrics::row_max_rel(steps[0].data() + p * s.n_vocab,
+                                          steps[1].data() + p * s.n_vocab, s.n_vocab) <= 1e-5;
+        }
+        EXPECT_GE(close, rows / 2) << "positions agreeing to 1e-5";
+    }
+}
+
+// Token by token after a prompt, the compressed cache gives what one pass over the whole
+// sequence gives: the attention's float order follows the batch (session_test), so F32 agrees
+// to 1e-5 at every position (measured ≤ 6e-7), and Q4_K at most positions (measured: all within
+// 6e-7; a rounding flip would move one by ~1e-2).
+TEST(MlaLegacy, PrefillThenDecodeMatchesOnePrefill) {
+    for (const quant::Type type : {quant::Type::F32, quant::Type::Q4_K}) {
+        SCOPED_TRACE(quant::type_name(type));
+        const test::TinySpec s = legacy_spec(type, 21);
+        test::TempDir dir;
+        const Model m = test::load_tiny_model(s, dir / "m.gguf");
+        const int64_t n = 40, prompt = 13;
+        const std::vector<int32_t> ids = random_ids(n, s.n_vocab, 5);
+        const std::vector<float> whole = all_logits(m, ids, MlaLegacy::Compressed);
+
+        Session stepwise(m, {.n_ctx = n});
+        std::vector<double> rel;  // per position from prompt - 1 on
+        std::span<const float> last = stepwise.prefill(std::span(ids).first(prompt));
+        for (int64_t t = prompt - 1; t < n; ++t) {
+            if (t >= prompt)
+                last = stepwise.decode(std::span(ids).subspan(static_cast<size_t>(t), 1));
+            rel.push_back(
+                metrics::row_max_rel(last.data(), whole.data() + t * s.n_vocab, s.n_vocab));
+        }
+        EXPECT_EQ(stepwise.n_past(), n);
+        const auto close =
+            std::count_if(rel.begin(), rel.end(), [](double r) { return r <= 1e-5; });
+        if (type == quant::Type::F32) {
+            EXPECT_EQ(close, std::ssize(rel));
+        } else {
+            EXPECT_GE(close, std::ssize(rel) * 3 / 4);
+        }
+    }
+}
+
+// The option reaches the cache from the command line: bench reports each mode's cache size, and
+// eval refuses a mode it does not know.
+TEST(MlaLegacy, CommandLineOption) {
+    const test::TinySpec s = legacy_spec(quant::Type::Q8_0, 5);
+    test::TempDir dir;
+    test::write_tiny_model(s, dir / "m.gguf");
+    const std::string bench = "bench -m " + (dir / "m.gguf").string() + " -p 6 -n 2 --json";
+    const int64_t n_ctx = 8;  // bench's context: prompt + generated
+    for (const auto& [flag, width] :
+         {std::pair{std::string(), s.kv_lora + s.qk_rope},
+          std::pair{std::string(" --mla-legacy compressed"), s.kv_lora + s.qk_rope},
+          std::pair{std::string(" --mla-legacy per-head"),
+                    s.n_head * (s.qk_nope + s.qk_rope + s.v_head)}}) {
+        SCOPED_TRACE(flag);
+        const test::CommandResult r = test::run_strata(bench + flag);
+        ASSERT_EQ(r.status, 0) << r.err;
+        EXPECT_EQ(nlohmann::json::parse(r.out)["kv_cache_bytes"].get<int64_t>(),
+                  s.n_layer * n_ctx * width * static_cast<int64_t>(sizeof(float)));
+    }
+    const test::CommandResult bad = test::run_strata("eval -m " + (dir / "m.gguf").string() +
+                                                     " --tokens 1,2,3 --mla-legacy absorbed");
+    EXPECT_NE(bad.status, 0);
+    EXPECT_NE(bad.err.find("--mla-legacy"), std::string::npos) << bad.err;
+}
+
+}  // namespace
+}  // namespace strata
