@@ -24,14 +24,6 @@
 namespace strata {
 namespace {
 
-std::vector<int32_t> random_tokens(int64_t n, int64_t vocab, uint64_t seed) {
-    std::mt19937_64 rng(seed);
-    std::uniform_int_distribution<int32_t> pick(0, static_cast<int32_t>(vocab - 1));
-    std::vector<int32_t> ids(static_cast<size_t>(n));
-    for (int32_t& id : ids) id = pick(rng);
-    return ids;
-}
-
 struct Comparison {
     double max_rel = 0.0;
     double mean_kl = 0.0;
@@ -41,7 +33,7 @@ struct Comparison {
 Comparison compare(const test::TinySpec& spec, int64_t n_tokens) {
     test::TempDir dir;
     const Model model = test::load_tiny_model(spec, dir / "m.gguf");
-    const std::vector<int32_t> ids = random_tokens(n_tokens, spec.n_vocab, spec.seed + 7);
+    const std::vector<int32_t> ids = test::random_tokens(n_tokens, spec.n_vocab, spec.seed + 7);
     Session session(model, {.n_ctx = n_tokens, .n_batch = n_tokens, .n_threads = 0});
     std::vector<float> out;
     session.decode_all(ids, out);

@@ -26,13 +26,6 @@
 namespace strata {
 namespace {
 
-std::vector<int32_t> random_ids(int64_t n, int64_t vocab, uint64_t seed) {
-    std::mt19937_64 rng(seed);
-    std::vector<int32_t> ids(static_cast<size_t>(n));
-    for (int32_t& id : ids) id = static_cast<int32_t>(rng() % static_cast<uint64_t>(vocab));
-    return ids;
-}
-
 // A legacy file of its own shape: more heads than the golden one, q_lora, latent and head sizes
 // that are not powers of two, groups and sigmoid routing.
 test::TinySpec legacy_spec(quant::Type type, uint64_t seed) {
@@ -112,7 +105,7 @@ TEST(MlaLegacy, OneBatchIsBitIdenticalToPerHead) {
             const test::TinySpec s = legacy_spec(type, seed + 10 * static_cast<uint64_t>(type));
             test::TempDir dir;
             const Model m = test::load_tiny_model(s, dir / "m.gguf");
-            const std::vector<int32_t> ids = random_ids(45, s.n_vocab, seed);
+            const std::vector<int32_t> ids = test::random_tokens(45, s.n_vocab, seed);
             EXPECT_EQ(all_logits(m, ids, MlaLegacy::Compressed),
                       all_logits(m, ids, MlaLegacy::PerHead));
         }
@@ -127,7 +120,7 @@ TEST(MlaLegacy, LaterBatchesRebuildEarlierPositionsExactly) {
         const test::TinySpec s = legacy_spec(type, 31);
         test::TempDir dir;
         const Model m = test::load_tiny_model(s, dir / "m.gguf");
-        const std::vector<int32_t> ids = random_ids(40, s.n_vocab, 6);
+        const std::vector<int32_t> ids = test::random_tokens(40, s.n_vocab, 6);
         std::vector<std::vector<float>> out;
         for (const MlaLegacy mode : {MlaLegacy::Compressed, MlaLegacy::PerHead}) {
             Session session(m, {.n_ctx = 40, .mla_legacy = mode});
@@ -148,7 +141,7 @@ TEST(MlaLegacy, AbsorbedDecodeAgreesWithPerHead) {
         test::TempDir dir;
         const Model m = test::load_tiny_model(s, dir / "m.gguf");
         const int64_t n = 36, prompt = 4;
-        const std::vector<int32_t> ids = random_ids(n, s.n_vocab, 7);
+        const std::vector<int32_t> ids = test::random_tokens(n, s.n_vocab, 7);
         std::vector<std::vector<float>> steps(2);  // per mode: (n - prompt, n_vocab)
         for (const MlaLegacy mode : {MlaLegacy::Compressed, MlaLegacy::PerHead}) {
             Session session(m, {.n_ctx = n, .mla_legacy = mode});
@@ -193,7 +186,7 @@ TEST(MlaLegacy, PrefillThenDecodeMatchesOnePrefill) {
         test::TempDir dir;
         const Model m = test::load_tiny_model(s, dir / "m.gguf");
         const int64_t n = 40, prompt = 13;
-        const std::vector<int32_t> ids = random_ids(n, s.n_vocab, 5);
+        const std::vector<int32_t> ids = test::random_tokens(n, s.n_vocab, 5);
         const std::vector<float> whole = all_logits(m, ids, MlaLegacy::Compressed);
 
         Session stepwise(m, {.n_ctx = n});

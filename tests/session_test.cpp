@@ -19,13 +19,6 @@
 namespace strata {
 namespace {
 
-std::vector<int32_t> tokens(int64_t n, int64_t vocab, uint64_t seed) {
-    std::mt19937_64 rng(seed);
-    std::vector<int32_t> ids(static_cast<size_t>(n));
-    for (int32_t& id : ids) id = static_cast<int32_t>(rng() % static_cast<uint64_t>(vocab));
-    return ids;
-}
-
 test::TinySpec deepseek_spec() {
     test::TinySpec s;
     s.arch = Arch::DeepSeek2;
@@ -55,7 +48,7 @@ class SessionArch : public ::testing::TestWithParam<Arch> {
 };
 
 TEST_P(SessionArch, PrefillThenDecodeMatchesOneLongPrefill) {
-    const std::vector<int32_t> ids = tokens(70, vocab_, 5);
+    const std::vector<int32_t> ids = test::random_tokens(70, vocab_, 5);
     Session whole(*model_, {.n_ctx = 80});
     std::vector<float> all;
     whole.decode_all(ids, all);
@@ -74,7 +67,7 @@ TEST_P(SessionArch, PrefillThenDecodeMatchesOneLongPrefill) {
 }
 
 TEST_P(SessionArch, SmallBatchesMatchOneBatch) {
-    const std::vector<int32_t> ids = tokens(37, vocab_, 6);
+    const std::vector<int32_t> ids = test::random_tokens(37, vocab_, 6);
     std::vector<float> one, pieces;
     Session a(*model_, {.n_ctx = 40});
     a.decode_all(ids, one);
@@ -87,9 +80,9 @@ TEST_P(SessionArch, SmallBatchesMatchOneBatch) {
 }
 
 TEST_P(SessionArch, ReusesTheCommonPrefix) {
-    const std::vector<int32_t> first = tokens(30, vocab_, 7);
+    const std::vector<int32_t> first = test::random_tokens(30, vocab_, 7);
     std::vector<int32_t> second(first.begin(), first.begin() + 18);
-    for (int32_t id : tokens(9, vocab_, 8)) second.push_back(id);
+    for (int32_t id : test::random_tokens(9, vocab_, 8)) second.push_back(id);
 
     Session s(*model_, {.n_ctx = 64});
     s.prefill(first);
@@ -110,7 +103,7 @@ TEST_P(SessionArch, ReusesTheCommonPrefix) {
 }
 
 TEST_P(SessionArch, LogitsMatchTheReference) {
-    const std::vector<int32_t> ids = tokens(12, vocab_, 9);
+    const std::vector<int32_t> ids = test::random_tokens(12, vocab_, 9);
     Session s(*model_, {.n_ctx = 12});
     std::vector<float> out;
     s.decode_all(ids, out);
@@ -135,19 +128,19 @@ class SessionErrors : public ::testing::Test {
 
 TEST_F(SessionErrors, ContextOverflowIsRefusedBeforeAnyWork) {
     Session s(*model_, {.n_ctx = 8});
-    s.decode(tokens(6, 97, 1));
+    s.decode(test::random_tokens(6, 97, 1));
     try {
-        s.decode(tokens(3, 97, 2));
+        s.decode(test::random_tokens(3, 97, 2));
         FAIL() << "expected a context overflow";
     } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find("context overflow"), std::string::npos) << e.what();
         EXPECT_NE(std::string(e.what()).find("--ctx 8"), std::string::npos) << e.what();
     }
-    EXPECT_EQ(s.n_past(), 6);    // nothing evaluated
-    s.decode(tokens(2, 97, 3));  // what fits still does
+    EXPECT_EQ(s.n_past(), 6);                 // nothing evaluated
+    s.decode(test::random_tokens(2, 97, 3));  // what fits still does
     EXPECT_EQ(s.n_past(), 8);
-    EXPECT_THROW(s.decode(tokens(1, 97, 4)), Error);
-    EXPECT_THROW(s.prefill(tokens(9, 97, 5)), Error);
+    EXPECT_THROW(s.decode(test::random_tokens(1, 97, 4)), Error);
+    EXPECT_THROW(s.prefill(test::random_tokens(9, 97, 5)), Error);
 }
 
 TEST_F(SessionErrors, BadTokensAndArguments) {

@@ -22,8 +22,8 @@ fs::path golden_dir() {
 TempDir::TempDir() {
     std::random_device rd;
     for (;;) {
-        path_ = fs::temp_directory_path() / ("strata-test-" + std::to_string(::getpid()) + "-" +
-                                             std::to_string(rd()));
+        path_ = fs::temp_directory_path() /
+                ("strata-test-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
         if (fs::create_directory(path_)) break;
     }
 }
@@ -51,6 +51,13 @@ CommandResult run_strata(const std::string& args) {
     r.out = read_file(out);
     r.err = read_file(err);
     return r;
+}
+
+std::vector<int32_t> random_tokens(int64_t n, int64_t vocab, uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    std::vector<int32_t> ids(static_cast<size_t>(n));
+    for (int32_t& id : ids) id = static_cast<int32_t>(rng() % static_cast<uint64_t>(vocab));
+    return ids;
 }
 
 }  // namespace strata::test
