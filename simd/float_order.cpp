@@ -11,7 +11,11 @@
 #define STRATA_CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
 
 // The FMA clones must not fuse the reference's separate multiply and add.
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#else
 #pragma GCC optimize("fp-contract=off")
+#endif
 
 namespace strata::simd {
 

@@ -10,7 +10,11 @@
 
 // Products and sums must round where the reference rounds: no contraction into fused
 // multiply-adds beyond the ones written.
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#else
 #pragma GCC optimize("fp-contract=off")
+#endif
 
 namespace strata::quant::avx512 {
 namespace {
