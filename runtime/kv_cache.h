@@ -20,8 +20,8 @@ namespace strata {
 enum class MlaLegacy {
     // The compressed cache: kv_lora_rank + qk_rope floats per token and layer, and a few more
     // for some kv_b types (R1: 2.26 KiB). A prompt's batches decompress it and compute what
-    // llama.cpp computes, bit for bit; decoding runs absorbed, llama.cpp's numbers to float
-    // rounding (runtime/arch/deepseek2.cpp).
+    // llama.cpp computes, bit for bit; decoding runs absorbed, at the rounding of quantized
+    // activations (runtime/arch/deepseek2.cpp).
     Compressed,
     // As llama.cpp runs these files: keys and values decompressed per head and cached,
     // n_head · (qk_nope + qk_rope + v_head) floats per token and layer (R1: 160 KiB, about 10 MB

@@ -4,17 +4,21 @@
 //
 // A compressed batch that costs less decompressed (a prompt's first batches) rebuilds every
 // visible position's attn_kv_b input from the cache and computes what the per-head cache
-// computes: bit for bit, for every partner format of kv_b. Decoding runs absorbed, the same
-// function in exact arithmetic but summed in another order; with quantized activations that
-// rounding now and then flips one activation's quantization step, which moves that position's
-// logits by up to ~1e-2 and, through attention and routing, some later ones. Bounds there: F32
-// max_rel ≤ 1e-5 (measured ≤ 1e-6); quantized mean_kl ≤ 1e-5 and at least half the positions
-// within 1e-5. Caching the unrounded latent instead moves every position by ~1e-2 (mean_kl
-// ~1e-4, no position within 1e-5), which both checks catch.
+// computes: bit for bit, for every partner format of kv_b (OneBatch…, LaterBatches…).
+//
+// Decoding runs absorbed, multiplying as for split files: k_b (transposed key rows, copied in
+// Q8_0 / F16) and v_b (kv_b's value rows) take quantized activations, so logits move at that
+// rounding, and through attention and routing on these random models now and then by more.
+// Bounds there: F32 max_rel ≤ 1e-5 (measured 3.9e-7); F16 / BF16 / quantized the golden set's
+// mean_kl ≤ 5e-3 (measured 1.5e-7 to 1.7e-3) and top1 ≥ 0.9 (measured 0.94 to 1 over 32 steps).
+// For scale: llama.cpp's own logits with flash attention on against off, on legacy files of
+// other shapes (scripts/compare-llamacpp.sh's), reach mean_kl 1e-3 to 3.6e-2 and top1 0.87 to 1.
+// A k_b transposed wrong fails these checks.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -133,7 +137,7 @@ TEST(MlaLegacy, LaterBatchesRebuildEarlierPositionsExactly) {
 }
 
 // Decoding token by token runs absorbed over the compressed cache; it agrees with decoding over
-// the per-head cache to float rounding (the bounds at the top).
+// the per-head cache within the bounds at the top.
 TEST(MlaLegacy, AbsorbedDecodeAgreesWithPerHead) {
     for (const quant::Type type : kTypes) {
         SCOPED_TRACE(quant::type_name(type));
@@ -154,33 +158,24 @@ TEST(MlaLegacy, AbsorbedDecodeAgreesWithPerHead) {
             }
         }
         const metrics::LogitAgreement a = metrics::compare_logits(steps[0], steps[1], s.n_vocab);
+        std::printf("[ decode   ] %-5s max_rel %.3g mean_kl %.3g top1 %.4f\n",
+                    std::string(quant::type_name(type)).c_str(), a.max_rel, a.mean_kl, a.top1);
         if (type == quant::Type::F32) {
             EXPECT_LE(a.max_rel, 1e-5);
-            // Not bit for bit: the steps did run absorbed. (Quantized activations often absorb
-            // the difference whole.)
+            // Not bit for bit: the steps did run absorbed.
             EXPECT_GT(a.max_rel, 0.0);
             continue;
         }
-        EXPECT_LE(a.mean_kl, 1e-5);
-        // F16 activations round every element to 11 bits, so float rounding flips some in every
-        // position; the other formats round to blocks and most positions see no flip at all.
-        if (type == quant::Type::F16) continue;
-        const int64_t rows = n - prompt;
-        int64_t close = 0;
-        for (int64_t p = 0; p < rows; ++p) {
-            close += metrics::row_max_rel(steps[0].data() + p * s.n_vocab,
-                                          steps[1].data() + p * s.n_vocab, s.n_vocab) <= 1e-5;
-        }
-        EXPECT_GE(close, rows / 2) << "positions agreeing to 1e-5";
+        EXPECT_LE(a.mean_kl, 5e-3);
+        EXPECT_GE(a.top1, 0.9);
     }
 }
 
 // Token by token after a prompt, the compressed cache gives what one pass over the whole
-// sequence gives: the attention's float order follows the batch (session_test), so F32 agrees
-// to 1e-5 at every position (measured ≤ 6e-7), and Q4_K at most positions (measured: all within
-// 6e-7; a rounding flip would move one by ~1e-2).
+// sequence gives: to float rounding for F32 (measured ≤ 6e-7), within the golden set's bounds
+// for quantized weights (decoding runs absorbed, at the rounding of quantized activations).
 TEST(MlaLegacy, PrefillThenDecodeMatchesOnePrefill) {
-    for (const quant::Type type : {quant::Type::F32, quant::Type::Q4_K}) {
+    for (const quant::Type type : {quant::Type::F32, quant::Type::Q4_K, quant::Type::Q8_0}) {
         SCOPED_TRACE(quant::type_name(type));
         const test::TinySpec s = legacy_spec(type, 21);
         test::TempDir dir;
@@ -190,21 +185,21 @@ TEST(MlaLegacy, PrefillThenDecodeMatchesOnePrefill) {
         const std::vector<float> whole = all_logits(m, ids, MlaLegacy::Compressed);
 
         Session stepwise(m, {.n_ctx = n});
-        std::vector<double> rel;  // per position from prompt - 1 on
+        std::vector<float> rows;  // positions prompt - 1 … n - 1
         std::span<const float> last = stepwise.prefill(std::span(ids).first(prompt));
         for (int64_t t = prompt - 1; t < n; ++t) {
             if (t >= prompt)
                 last = stepwise.decode(std::span(ids).subspan(static_cast<size_t>(t), 1));
-            rel.push_back(
-                metrics::row_max_rel(last.data(), whole.data() + t * s.n_vocab, s.n_vocab));
+            rows.insert(rows.end(), last.begin(), last.end());
         }
         EXPECT_EQ(stepwise.n_past(), n);
-        const auto close =
-            std::count_if(rel.begin(), rel.end(), [](double r) { return r <= 1e-5; });
+        const std::vector<float> want(whole.begin() + (prompt - 1) * s.n_vocab, whole.end());
+        const metrics::LogitAgreement a = metrics::compare_logits(rows, want, s.n_vocab);
         if (type == quant::Type::F32) {
-            EXPECT_EQ(close, std::ssize(rel));
+            EXPECT_LE(a.max_rel, 1e-5);
         } else {
-            EXPECT_GE(close, std::ssize(rel) * 3 / 4);
+            EXPECT_LE(a.mean_kl, 5e-3);
+            EXPECT_GE(a.top1, 0.9);
         }
     }
 }

@@ -18,12 +18,13 @@
 // half-precision sums (kv_lora / 32 floats), for a K-quant kv_b the Q8_K blocks' scales
 // (kv_lora / 256; R1: 2.26 KiB per token and layer). A batch then runs one of two ways, whichever
 // costs fewer multiply-adds:
-//  - decompressed (a prompt's first batches): every visible position's partner-format latent is
+//  - decompressed (a prompt's batches): every visible position's partner-format latent is
 //    rebuilt from the cache, multiplied through attn_kv_b and attended per head, for this batch
 //    only; this is llama.cpp's computation, bit for bit;
-//  - absorbed (decoding): like the split files, with the two absorbed products as float
-//    products over kv_b's rows dequantized on the fly (no copy of kv_b is kept); llama.cpp's
-//    numbers in exact arithmetic, to float rounding in practice.
+//  - absorbed (decoding): as for split files, with k_b the transposed key rows of attn_kv_b
+//    (copied at load, absorbed_views) and v_b its value rows; llama.cpp's numbers at the
+//    rounding of quantized activations (as its own flash-attention setting differs from its
+//    default: tests/mla_legacy_test.cpp).
 // MlaLegacy::PerHead caches per head as llama.cpp does, bit for bit in every step.
 // RoPE (YaRN) rotates only the last qk_rope dims of each query head and k_pe, adjacent pairs.
 //
@@ -58,6 +59,7 @@ struct MlaLayer {
     std::vector<simd::Matrix> v_b;  // per head: [kv_lora, v_head], latent → value
     simd::Matrix wkv_b;             // legacy files: [kv_lora, n_head · (qk_nope + v_head)], per
                                     // head qk_nope key rows then v_head value rows
+    std::vector<uint8_t> k_b_rows;  // legacy files, compressed cache: k_b's rows (absorbed_views)
     simd::Matrix wo;                // [n_head · v_head, n_embd]
     std::vector<float> ffn_norm;    // (n_embd)
 
@@ -168,6 +170,7 @@ class DeepSeek2Forward final : public Forward {
             }
         } else {
             L.wkv_b = matrix(*l.attn_kv_b);
+            if (!per_head_) absorbed_views(L);
         }
         L.wo = matrix(*l.attn_output);
         L.ffn_norm = f32_copy(l.ffn_norm);
@@ -231,6 +234,39 @@ class DeepSeek2Forward final : public Forward {
         simd::matmul(L.wo, heads, v_dim, n, out, n_embd, act_);
     }
 
+    // Legacy files on the compressed cache: k_b and v_b for absorbed attention, from attn_kv_b.
+    // v_b_h is a view of the head's value rows. k_b_h, the transpose of its key rows (kv_lora rows
+    // of qk_nope), is a copy made here: in the weight type for F32 and BF16 (exact), else in Q8_0
+    // (F16 when qk_nope is not a multiple of 32); R1: 8.5 MiB per layer, 0.5 GiB in all. Decoding
+    // thus multiplies as for split files, at the rounding of quantized activations; the cache's
+    // extra slots after the latent get no weight.
+    void absorbed_views(MlaLayer& L) const {
+        const int64_t n_head = hp_.n_head, nope = hp_.qk_nope, v_head = hp_.v_head;
+        const int64_t lora = hp_.kv_lora_rank, per_head = nope + v_head;
+        quant::Type type = L.wkv_b.type;
+        if (type != quant::Type::F32 && type != quant::Type::BF16)
+            type = nope % quant::QK8_0 == 0 ? quant::Type::Q8_0 : quant::Type::F16;
+        const size_t row_bytes = quant::row_bytes(type, nope);
+        L.k_b_rows.resize(row_bytes * static_cast<size_t>(n_head * lora));
+        std::vector<float> keys(static_cast<size_t>(nope * lora));  // one head's key rows
+        std::vector<float> column(static_cast<size_t>(nope));
+        for (int64_t h = 0; h < n_head; ++h) {
+            for (int64_t i = 0; i < nope; ++i) {
+                quant::dequantize_row(L.wkv_b.type, L.wkv_b.row(h * per_head + i),
+                                      keys.data() + i * lora, lora);
+            }
+            uint8_t* dst = L.k_b_rows.data() + static_cast<size_t>(h * lora) * row_bytes;
+            for (int64_t j = 0; j < lora; ++j) {
+                for (int64_t i = 0; i < nope; ++i)
+                    column[static_cast<size_t>(i)] = keys[i * lora + j];
+                quant::quantize_row(type, column.data(), dst + static_cast<size_t>(j) * row_bytes,
+                                    nope);
+            }
+            L.k_b.push_back({dst, type, nope, lora, row_bytes});
+            L.v_b.push_back(L.wkv_b.rows(h * per_head + nope, v_head));
+        }
+    }
+
     // heads (n, n_head · v_head) = absorbed attention of the rotated queries q over the
     // compressed cache rows of layer il.
     void attend_absorbed(const MlaLayer& L, int64_t il, const float* q, int64_t n, int64_t pos0,
@@ -240,14 +276,14 @@ class DeepSeek2Forward final : public Forward {
         const int64_t lat_w = lora + n_extra_, row = lat_w + rope, v_dim = n_head * hp_.v_head;
         // Absorbed queries, (n, n_head, row): [k_b_h · q_nope | q_pe].
         float* qabs = grow(qcat_, n * n_head * row);
-        if (!hp_.mla_split) absorb_queries_legacy(L, q, n, qabs);
-        for (int64_t h = 0; h < n_head && hp_.mla_split; ++h) {
+        for (int64_t h = 0; h < n_head; ++h) {
             // The reference multiplies a strided view of the queries here.
             simd::matmul(L.k_b[static_cast<size_t>(h)], q + h * q_head, q_dim, n, qabs + h * row,
                          n_head * row, act_, simd::Path::Strided);
             for (int64_t t = 0; t < n; ++t) {
-                std::memcpy(qabs + (t * n_head + h) * row + lora, q + t * q_dim + h * q_head + nope,
-                            sizeof(float) * rope);
+                float* qt = qabs + (t * n_head + h) * row;
+                std::fill_n(qt + lora, n_extra_, 0.0f);
+                std::memcpy(qt + lat_w, q + t * q_dim + h * q_head + nope, sizeof(float) * rope);
             }
         }
         tap("Qcur", il, qabs, n * n_head * row);
@@ -262,9 +298,8 @@ class DeepSeek2Forward final : public Forward {
         attend(shape, cache, il, pos0, n, qabs, n_head * row, lat, n_head * lat_w, attn_scratch_);
 
         // Per head, latent → value through v_b; heads concatenated for attn_output.
-        if (!hp_.mla_split) values_legacy(L, lat, n, heads);
-        for (int64_t h = 0; h < n_head && hp_.mla_split; ++h) {
-            simd::matmul(L.v_b[static_cast<size_t>(h)], lat + h * lora, n_head * lora, n,
+        for (int64_t h = 0; h < n_head; ++h) {
+            simd::matmul(L.v_b[static_cast<size_t>(h)], lat + h * lat_w, n_head * lat_w, n,
                          heads + h * hp_.v_head, v_dim, act_);
         }
     }
@@ -400,81 +435,6 @@ class DeepSeek2Forward final : public Forward {
                n_head * v_head, attn_scratch_);
     }
 
-    // Legacy files: absorbed queries (n, n_head, lat_w + qk_rope) = [W_kᵀ q_nope | q_pe] per
-    // head, W_k the head's qk_nope key rows of attn_kv_b dequantized (with their block minima
-    // for Q4_1 / Q5_1), products in float; q holds the queries with their rope parts rotated.
-    void absorb_queries_legacy(const MlaLayer& L, const float* q, int64_t n, float* qabs) const {
-        const int64_t n_head = hp_.n_head, nope = hp_.qk_nope, rope = hp_.qk_rope;
-        const int64_t q_head = nope + rope, q_dim = n_head * q_head, per_head = nope + hp_.v_head;
-        const int64_t lat_w = hp_.kv_lora_rank + n_extra_, row = lat_w + rope;
-        const bool parallel = n_head * nope * lat_w * (n + 1) >= kParallelWork;
-#pragma omp parallel if (parallel)
-        {
-            std::vector<float> w(static_cast<size_t>(nope * lat_w));  // (qk_nope, lat_w) W_k
-#pragma omp for schedule(static)
-            for (int64_t h = 0; h < n_head; ++h) {
-                for (int64_t i = 0; i < nope; ++i)
-                    latent_row(L.wkv_b, h * per_head + i, w.data() + i * lat_w);
-                for (int64_t t = 0; t < n; ++t) {
-                    const float* qn = q + t * q_dim + h * q_head;
-                    float* dst = qabs + (t * n_head + h) * row;
-                    std::fill_n(dst, lat_w, 0.0f);
-                    for (int64_t i = 0; i < nope; ++i) {
-                        const float qi = qn[i];
-                        const float* wi = w.data() + i * lat_w;
-                        for (int64_t j = 0; j < lat_w; ++j) dst[j] += qi * wi[j];
-                    }
-                    std::memcpy(dst + lat_w, qn + nope, sizeof(float) * rope);
-                }
-            }
-        }
-    }
-
-    // Legacy files: heads (n, n_head · v_head) = W_v · (the head's attention-weighted latent)
-    // per head, W_v the head's v_head value rows of attn_kv_b dequantized (with their block
-    // minima for Q4_1 / Q5_1), products in float (the summed latent is not rounded again:
-    // llama.cpp sums values that are already products).
-    void values_legacy(const MlaLayer& L, const float* lat, int64_t n, float* heads) const {
-        const int64_t n_head = hp_.n_head, nope = hp_.qk_nope, v_head = hp_.v_head;
-        const int64_t lat_w = hp_.kv_lora_rank + n_extra_, per_head = nope + v_head;
-        const int64_t v_dim = n_head * v_head;
-        const bool parallel = n_head * v_head * lat_w * (n + 1) >= kParallelWork;
-#pragma omp parallel if (parallel)
-        {
-            std::vector<float> w(static_cast<size_t>(v_head * lat_w));  // (v_head, lat_w) W_v
-#pragma omp for schedule(static)
-            for (int64_t h = 0; h < n_head; ++h) {
-                for (int64_t i = 0; i < v_head; ++i)
-                    latent_row(L.wkv_b, h * per_head + nope + i, w.data() + i * lat_w);
-                for (int64_t t = 0; t < n; ++t) {
-                    const float* lh = lat + (t * n_head + h) * lat_w;
-                    float* dst = heads + t * v_dim + h * v_head;
-                    for (int64_t i = 0; i < v_head; ++i)
-                        dst[i] = simd::dot_f32_vec(w.data() + i * lat_w, lh, lat_w);
-                }
-            }
-        }
-    }
-
-    // Row r of attn_kv_b as the absorbed products use it, (kv_lora + n_extra_): dequantized, then
-    // for Q4_1 / Q5_1 the minimum m of each block (x = d·q + m), which multiplies the cached
-    // block-sum corrections (round_latents), else zeros.
-    void latent_row(const simd::Matrix& kv_b, int64_t r, float* out) const {
-        const int64_t lora = hp_.kv_lora_rank;
-        const uint8_t* src = kv_b.row(r);
-        quant::traits(kv_b.type).dequantize(src, out, lora);
-        std::fill_n(out + lora, n_extra_, 0.0f);
-        if (kv_b.type != quant::Type::Q4_1 && kv_b.type != quant::Type::Q5_1) return;
-        const bool q4 = kv_b.type == quant::Type::Q4_1;
-        const size_t block = quant::traits(kv_b.type).block_bytes;
-        const size_t m_at = q4 ? offsetof(quant::block_q4_1, m) : offsetof(quant::block_q5_1, m);
-        for (int64_t b = 0; b < lora / quant::QK8_1; ++b) {
-            uint16_t m = 0;
-            std::memcpy(&m, src + static_cast<size_t>(b) * block + m_at, sizeof(m));
-            out[lora + b] = fp16_to_fp32(m);
-        }
-    }
-
     // q (n, n_head · (qk_nope + qk_rope)) of the normalised rows xn, through the q_lora
     // bottleneck or attn_q; the rope parts not yet rotated.
     float* queries(const MlaLayer& L, const float* xn, int64_t n) {
@@ -605,8 +565,6 @@ class DeepSeek2Forward final : public Forward {
         }
     }
 
-    // Multiply-adds below which the legacy absorbed products stay on one thread.
-    static constexpr int64_t kParallelWork = int64_t{1} << 16;
     // Legacy files: the most a batch's decompressed keys and values (and attn_kv_b's output) may
     // take; past it the batch runs absorbed (R1: about 7,000 positions).
     static constexpr double kMaxDecompressedBytes = 2.0 * (int64_t{1} << 30);

@@ -51,8 +51,8 @@ void add_mla_legacy_option(CLI::App* cmd, MlaLegacy& mla_legacy) {
     cmd->add_option("--mla-legacy", mla_legacy,
                     "deepseek2 files with the legacy attn_kv_b (e.g. the published R1 GGUFs): "
                     "'compressed' caches about kv_lora + qk_rope floats per token and layer "
-                    "(R1: 2.26 KiB); prompts are bit for bit llama.cpp's, decoding agrees to "
-                    "float rounding; 'per-head' caches n_head * (qk_nope + qk_rope + v_head) "
+                    "(R1: 2.26 KiB); prompts are bit for bit llama.cpp's, decoding runs "
+                    "absorbed; 'per-head' caches n_head * (qk_nope + qk_rope + v_head) "
                     "floats (R1: 160 KiB, ~10 MB per token) as llama.cpp does, bit for bit")
         ->transform(CLI::CheckedTransformer(names, CLI::ignore_case))
         ->default_str("compressed");
