@@ -11,13 +11,13 @@
 namespace strata {
 
 class Error : public std::runtime_error {
-public:
+  public:
     explicit Error(const std::string& message) : std::runtime_error(message) {}
 };
 
 // Usage errors (bad command-line arguments) exit with status 2 instead of 1.
 class UsageError : public Error {
-public:
+  public:
     using Error::Error;
 };
 

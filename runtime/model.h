@@ -41,9 +41,9 @@ struct HParams {
     int64_t rope_orig_ctx = 0;  // original training context (YaRN)
     float yarn_beta_fast = 32.0f;
     float yarn_beta_slow = 1.0f;
-    float yarn_log_mul = 0.0f;    // 0.1 · mscale_all_dim
+    float yarn_log_mul = 0.0f;      // 0.1 · mscale_all_dim
     float rope_attn_factor = 1.0f;  // rope.scaling.attn_factor: extra cos/sin magnitude
-    bool has_rope_freqs = false;  // llama3: per-pair frequency divisors in rope_freqs.weight
+    bool has_rope_freqs = false;    // llama3: per-pair frequency divisors in rope_freqs.weight
 
     // deepseek2 MLA.
     int64_t q_lora_rank = 0;  // 0: plain attn_q

@@ -34,7 +34,9 @@ bool Progress::enabled() {
 Progress::Progress(std::string label, uint64_t total, bool bytes)
     : label_(std::move(label)), total_(total), bytes_(bytes), start_(Clock::now()) {}
 
-Progress::~Progress() { finish(); }
+Progress::~Progress() {
+    finish();
+}
 
 void Progress::update(uint64_t done) {
     if (finished_ || !enabled()) return;
@@ -46,8 +48,9 @@ void Progress::update(uint64_t done) {
     const int fill = static_cast<int>(frac * kWidth + 0.5);
     const std::string bar = std::string(static_cast<size_t>(std::min(fill, kWidth)), '#') +
                             std::string(static_cast<size_t>(kWidth - std::min(fill, kWidth)), '.');
-    const std::string amount = bytes_ ? fmt::format("{} / {}", format_bytes(done), format_bytes(total_))
-                                      : fmt::format("{} / {}", done, total_);
+    const std::string amount =
+        bytes_ ? fmt::format("{} / {}", format_bytes(done), format_bytes(total_))
+               : fmt::format("{} / {}", done, total_);
     std::fprintf(stderr, "\r%s [%s] %3.0f%%  %s\x1b[K", label_.c_str(), bar.c_str(), 100.0 * frac,
                  amount.c_str());
     std::fflush(stderr);

@@ -9,7 +9,7 @@
 namespace strata {
 
 class Progress {
-public:
+  public:
     // `total` in the units later passed to update(); `bytes` formats them as sizes.
     Progress(std::string label, uint64_t total, bool bytes = false);
     ~Progress();
@@ -22,7 +22,7 @@ public:
     // Whether progress is drawn at all (stderr is a terminal and STRATA_NO_PROGRESS is unset).
     static bool enabled();
 
-private:
+  private:
     using Clock = std::chrono::steady_clock;
     std::string label_;
     uint64_t total_;

@@ -33,10 +33,10 @@ inline uint16_t fp32_to_fp16(float f) {
     const uint32_t x = std::bit_cast<uint32_t>(f);
     const uint16_t sign = static_cast<uint16_t>((x >> 16) & 0x8000u);
     const uint32_t abs = x & 0x7fffffffu;
-    if (abs > 0x7f800000u) return sign | 0x7e00u;  // nan stays a (quiet) nan
-    if (abs >= 0x477ff000u) return sign | 0x7c00u; // rounds to or past 65520: inf
-    if (abs < 0x38800000u) {                       // below the smallest normal half: subnormal
-        if (abs < 0x33000000u) return sign;        // below half the smallest subnormal: zero
+    if (abs > 0x7f800000u) return sign | 0x7e00u;   // nan stays a (quiet) nan
+    if (abs >= 0x477ff000u) return sign | 0x7c00u;  // rounds to or past 65520: inf
+    if (abs < 0x38800000u) {                        // below the smallest normal half: subnormal
+        if (abs < 0x33000000u) return sign;         // below half the smallest subnormal: zero
         const uint32_t mant = (abs & 0x7fffffu) | 0x800000u;
         const int shift = 126 - static_cast<int>(abs >> 23);  // 14..24
         uint32_t q = mant >> shift;
@@ -52,11 +52,14 @@ inline uint16_t fp32_to_fp16(float f) {
     return sign | static_cast<uint16_t>(h);
 }
 
-inline float bf16_to_fp32(uint16_t h) { return std::bit_cast<float>(static_cast<uint32_t>(h) << 16); }
+inline float bf16_to_fp32(uint16_t h) {
+    return std::bit_cast<float>(static_cast<uint32_t>(h) << 16);
+}
 
 inline uint16_t fp32_to_bf16(float f) {
     const uint32_t x = std::bit_cast<uint32_t>(f);
-    if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 64u);  // quiet nan
+    if ((x & 0x7fffffffu) > 0x7f800000u)
+        return static_cast<uint16_t>((x >> 16) | 64u);  // quiet nan
     return static_cast<uint16_t>((x + (0x7fffu + ((x >> 16) & 1u))) >> 16);
 }
 

@@ -53,8 +53,8 @@ enum class Type : uint32_t {
 
 inline constexpr uint32_t kTypeIdLimit = 40;  // every known id is below this
 inline constexpr int64_t QK4_0 = 32, QK4_1 = 32, QK5_0 = 32, QK5_1 = 32, QK8_0 = 32, QK8_1 = 32;
-inline constexpr int64_t QK_K = 256;       // super-block of the K-quants
-inline constexpr int K_SCALE_SIZE = 12;    // packed 6-bit scales and mins of Q4_K / Q5_K
+inline constexpr int64_t QK_K = 256;     // super-block of the K-quants
+inline constexpr int K_SCALE_SIZE = 12;  // packed 6-bit scales and mins of Q4_K / Q5_K
 
 // ---------------------------------------------------------------------------------------------
 // Block layouts. `d` is the scale, `m`/`dmin` the minimum; f16 fields are stored as raw bits.
@@ -176,10 +176,10 @@ using VecDotFn = float (*)(int64_t n, const void* w, const void* a);
 
 struct TypeTraits {
     std::string_view name;
-    int64_t block_size = 0;   // elements per block; 0 = not a known id
-    size_t block_bytes = 0;   // bytes per block
-    bool supported = false;   // Strata can compute with it
-    Type partner = Type::F32; // activation format of vec_dot
+    int64_t block_size = 0;    // elements per block; 0 = not a known id
+    size_t block_bytes = 0;    // bytes per block
+    bool supported = false;    // Strata can compute with it
+    Type partner = Type::F32;  // activation format of vec_dot
     DequantizeFn dequantize = nullptr;
     QuantizeFn quantize = nullptr;
     VecDotFn vec_dot = nullptr;  // scalar reference
@@ -190,7 +190,9 @@ struct TypeTraits {
 
 // Traits of any id below kTypeIdLimit; unknown ids come back with block_size 0.
 const TypeTraits& traits(Type type);
-inline const TypeTraits& traits(uint32_t id) { return traits(static_cast<Type>(id)); }
+inline const TypeTraits& traits(uint32_t id) {
+    return traits(static_cast<Type>(id));
+}
 
 // Whether `id` names a type that GGUF files may hold.
 bool is_known(uint32_t id);
