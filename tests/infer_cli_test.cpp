@@ -112,6 +112,16 @@ TEST(InferCli, BenchJson) {
     EXPECT_GT(j["decode_tps"].get<double>(), 0.0);
     EXPECT_GT(j["peak_rss_bytes"].get<uint64_t>(), 1u << 20);
     EXPECT_GE(j["threads"].get<int>(), 1);
+
+    // Without the warm-up pass the text form says none ran; with it, that it did.
+    const test::CommandResult cold =
+        test::run_strata("bench -m " + (dir / "m.gguf").string() + " -p 16 -n 4 --no-warmup");
+    ASSERT_EQ(cold.status, 0) << cold.err;
+    EXPECT_EQ(cold.err.find("warm-up"), std::string::npos) << cold.err;
+    const test::CommandResult warm =
+        test::run_strata("bench -m " + (dir / "m.gguf").string() + " -p 16 -n 4");
+    ASSERT_EQ(warm.status, 0) << warm.err;
+    EXPECT_NE(warm.err.find("warm-up"), std::string::npos) << warm.err;
 }
 
 }  // namespace

@@ -1,9 +1,11 @@
 // strata bench: prefill and decode speed of a model.
-//   strata bench -m MODEL [-p 512] [-n 128] [--threads N] [--seed S] [--mla-legacy M] [--json]
-// Prefills -p random token ids in one batch, then decodes -n tokens one at a time (each the
-// argmax of the previous logits), and reports tokens per second of both phases and the peak
-// resident memory and the KV cache size. --json prints one object with at least prefill_tps,
-// decode_tps, peak_rss_bytes, kv_cache_bytes and threads.
+//   strata bench -m MODEL [-p 512] [-n 128] [--threads N] [--seed S] [--mla-legacy M]
+//                [--no-warmup] [--json]
+// After an untimed warm-up pass over the prompt (--no-warmup: none), prefills -p random token ids
+// in one batch, then decodes -n tokens one at a time (each the argmax of the previous logits),
+// and reports tokens per second of both phases, the peak resident memory and the KV cache size.
+// --json prints one object with at least prefill_tps, decode_tps, peak_rss_bytes,
+// kv_cache_bytes and threads.
 #include <fmt/format.h>
 #include <omp.h>
 
@@ -28,6 +30,7 @@ struct BenchOptions {
     int threads = 0;
     uint64_t seed = 1;
     bool json = false;
+    bool warmup = true;
     MlaLegacy mla_legacy = MlaLegacy::Compressed;
 };
 
@@ -47,6 +50,15 @@ void run_bench(const BenchOptions& o) {
     std::uniform_int_distribution<int32_t> pick(0, static_cast<int32_t>(session.n_vocab() - 1));
     std::vector<int32_t> prompt(static_cast<size_t>(o.n_prompt));
     for (int32_t& id : prompt) id = pick(rng);
+
+    // Warm-up: the prompt once, untimed, so that the timed passes find the weights they touch
+    // (the shared ones and the experts this prompt routes to) resident rather than still mapped
+    // from the file, as llama-bench does.
+    if (o.warmup) {
+        if (!o.json) std::fprintf(stderr, "warm-up ...\n");
+        session.decode(prompt);
+        session.clear();
+    }
 
     using Clock = std::chrono::steady_clock;
     if (!o.json)
@@ -109,6 +121,7 @@ void add_bench(CLI::App& app) {
     cmd->add_option("--seed", o.seed, "Seed of the random prompt")->capture_default_str();
     add_mla_legacy_option(cmd, o.mla_legacy);
     cmd->add_flag("--json", o.json, "Print one JSON object");
+    cmd->add_flag("!--no-warmup", o.warmup, "Time the first pass too (cold weights)");
     cmd->callback([] { run_bench(o); });
 }
 
