@@ -30,6 +30,8 @@
 //
 // FFN. The first n_dense_lead blocks are dense SwiGLU; the rest route each token to n_used of
 // n_expert SwiGLU experts (router.h) and add the shared experts' output.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -81,6 +83,12 @@ class DeepSeek2Forward final : public Forward {
           router_(RouterConfig::from(hp_)),
           head_(model) {
         rope_ = rope_params(model, ops::RopeLayout::Adjacent);
+        const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+        max_decompressed_bytes_ = 2.0 * (int64_t{1} << 30);
+        if (pages > 0 && page > 0) {
+            max_decompressed_bytes_ =
+                std::min(max_decompressed_bytes_, static_cast<double>(pages) * page / 8);
+        }
         kq_scale_ = mla_attention_scale(hp_);
         layers_.resize(static_cast<size_t>(hp_.n_layer));
         for (int64_t il = 0; il < hp_.n_layer; ++il) bind(il);
@@ -146,6 +154,10 @@ class DeepSeek2Forward final : public Forward {
             tap("l_out", il, xr, m * n_embd);
         }
         if (n_out > 0) head_.run(x + first * n_embd, n_embd, n_out, logits, xn_, act_);
+        // A decompressed batch's keys and values are not kept for decoding (up to
+        // max_decompressed_bytes_).
+        wide_.reset();
+        std::vector<float>().swap(kvb_);
     }
 
   private:
@@ -399,7 +411,7 @@ class DeepSeek2Forward final : public Forward {
 
     // Legacy files: whether a batch of n tokens at pos0 costs fewer multiply-adds decompressed
     // (every visible position's keys and values through attn_kv_b, then attention per head)
-    // than absorbed, and the decompressed keys and values fit in kMaxDecompressedBytes. That
+    // than absorbed, and the decompressed keys and values fit in max_decompressed_bytes_. That
     // holds for a prompt's first batches and not for decoding; decompressed, the batch computes
     // what llama.cpp computes, bit for bit.
     bool decompressing_is_cheaper(int64_t n, int64_t pos0) const {
@@ -412,7 +424,7 @@ class DeepSeek2Forward final : public Forward {
                                 static_cast<double>(n) * n_used * (row + lat_w);
         const double bytes =
             static_cast<double>(n_used) * n_head * (2 * (nope + v_head) + rope) * sizeof(float);
-        return decompressed <= absorbed && bytes <= kMaxDecompressedBytes;
+        return decompressed <= absorbed && bytes <= max_decompressed_bytes_;
     }
 
     // Legacy files, a batch decompressed: heads (n, n_head · v_head) = attention of the rotated
@@ -566,8 +578,9 @@ class DeepSeek2Forward final : public Forward {
     }
 
     // Legacy files: the most a batch's decompressed keys and values (and attn_kv_b's output) may
-    // take; past it the batch runs absorbed (R1: about 7,000 positions).
-    static constexpr double kMaxDecompressedBytes = 2.0 * (int64_t{1} << 30);
+    // take, 2 GiB or an eighth of this machine's memory; past it the batch runs absorbed (R1:
+    // about 7,000 positions).
+    double max_decompressed_bytes_ = 0;
 
     const Model& model_;
     const HParams& hp_;
