@@ -8,7 +8,7 @@
 // the cached rows as one MQA key of kv_lora + qk_rope, and the weighted sum of latents is mapped
 // to the head's value through attn_v_b.
 //
-// Files with the legacy attn_kv_b (pre-MLA converters; the published R1 files) hold, per head,
+// Files with the legacy attn_kv_b (pre-MLA converters; older published R1 files) hold, per head,
 // qk_nope key rows then v_head value rows over the latent. llama.cpp decompresses every token's
 // latent through it into per-head keys [k_nope | k_pe] and values and caches those: ~70 times the
 // compressed row (R1: 160 KiB against 2.25 KiB per token and layer). By default Strata keeps the
@@ -23,8 +23,8 @@
 //    only; this is llama.cpp's computation, bit for bit;
 //  - absorbed (decoding): as for split files, with k_b the transposed key rows of attn_kv_b
 //    (copied at load, absorbed_views) and v_b its value rows; llama.cpp's numbers at the
-//    rounding of quantized activations (as its own flash-attention setting differs from its
-//    default: tests/mla_legacy_test.cpp).
+//    rounding of quantized activations, of the order by which llama.cpp's own logits move
+//    with flash attention on (tests/mla_legacy_test.cpp).
 // MlaLegacy::PerHead caches per head as llama.cpp does, bit for bit in every step.
 // RoPE (YaRN) rotates only the last qk_rope dims of each query head and k_pe, adjacent pairs.
 //
