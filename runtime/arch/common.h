@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "runtime/arch/tap.h"
 #include "runtime/gguf.h"
 #include "runtime/model.h"
 #include "runtime/ops.h"
@@ -46,6 +47,35 @@ int64_t output_rows(int64_t n, bool all_logits, bool logits_wanted);
 
 // A buffer of at least n floats, grown on demand and reused across calls.
 float* grow(std::vector<float>& v, int64_t n);
+
+// One pre-norm residual block over the rows x (n, n_embd), as every architecture runs it:
+// x += attention(rms_norm(x) · attn_norm), then x += ffn(rms_norm(x) · ffn_norm) over rows
+// [first, n). `first` is 0 except in the last block, where only the n_out output rows go on past
+// the attention (output_rows); it is returned. attention(xn, out) writes n rows of out;
+// ffn(xn, m, out) writes m rows. xn and out are (n, n_embd) work buffers.
+template <class Attention, class FeedForward>
+int64_t residual_block(int64_t il, bool last, int64_t n, int64_t n_out, int64_t n_embd, float eps,
+                       const std::vector<float>& attn_norm, const std::vector<float>& ffn_norm,
+                       float* x, float* xn, float* out, Attention&& attention, FeedForward&& ffn) {
+    for (int64_t t = 0; t < n; ++t)
+        ops::rms_norm(x + t * n_embd, attn_norm.data(), n_embd, eps, xn + t * n_embd);
+    tap("attn_norm", il, xn, n * n_embd);
+    attention(xn, out);
+    tap("attn_out", il, out, n * n_embd);
+    const int64_t first = last ? n - n_out : 0;
+    const int64_t m = n - first;
+    float *xr = x + first * n_embd, *xnr = xn + first * n_embd, *outr = out + first * n_embd;
+    ops::add(xr, outr, m * n_embd);
+    tap("ffn_inp", il, xr, m * n_embd);
+    for (int64_t t = 0; t < m; ++t)
+        ops::rms_norm(xr + t * n_embd, ffn_norm.data(), n_embd, eps, xnr + t * n_embd);
+    tap("ffn_norm", il, xnr, m * n_embd);
+    if (m > 0) ffn(xnr, m, outr);
+    tap("ffn_out", il, outr, m * n_embd);
+    ops::add(xr, outr, m * n_embd);
+    tap("l_out", il, xr, m * n_embd);
+    return first;
+}
 
 // gate/up/down of a SwiGLU feed-forward block: down(silu(gate x) · up x).
 struct Ffn {

@@ -118,40 +118,25 @@ class DeepSeek2Forward final : public Forward {
         for (int64_t t = 0; t < n; ++t) embed_row(*model_.token_embd, tokens[t], x + t * n_embd);
         const std::vector<float> tables = rope_tables(rope_, pos0, n);
         const int64_t n_out = output_rows(n, all_logits, logits != nullptr);
-        int64_t first = 0;  // first row carried through the current block's feed-forward part
+        int64_t first = 0;  // first row carried through the last block's feed-forward part
         tap_next_pass();
 
         for (int64_t il = 0; il < hp_.n_layer; ++il) {
             const MlaLayer& L = layers_[static_cast<size_t>(il)];
             tap_set_layer(il);
-            for (int64_t t = 0; t < n; ++t) {
-                ops::rms_norm(x + t * n_embd, L.attn_norm.data(), n_embd, hp_.rms_eps,
-                              xn + t * n_embd);
-            }
-            tap("attn_norm", il, xn, n * n_embd);
-            attention(L, il, xn, n, pos0, tables, cache, out);
-            tap("attn_out", il, out, n * n_embd);
-            // Past the last block's attention only the rows whose logits are wanted go on.
-            if (il == hp_.n_layer - 1) first = n - n_out;
-            const int64_t m = n - first;
-            float *xr = x + first * n_embd, *xnr = xn + first * n_embd,
-                  *outr = out + first * n_embd;
-            ops::add(xr, outr, m * n_embd);
-            tap("ffn_inp", il, xr, m * n_embd);
-
-            for (int64_t t = 0; t < m; ++t) {
-                ops::rms_norm(xr + t * n_embd, L.ffn_norm.data(), n_embd, hp_.rms_eps,
-                              xnr + t * n_embd);
-            }
-            tap("ffn_norm", il, xnr, m * n_embd);
-            if (m > 0 && L.moe) {
-                moe(L, xnr, m, outr);
-            } else if (m > 0) {
-                run_ffn(L.dense, xnr, m, outr, ffn_);
-            }
-            tap("ffn_out", il, outr, m * n_embd);
-            ops::add(xr, outr, m * n_embd);
-            tap("l_out", il, xr, m * n_embd);
+            first = residual_block(
+                il, il == hp_.n_layer - 1, n, n_out, n_embd, hp_.rms_eps, L.attn_norm, L.ffn_norm,
+                x, xn, out,
+                [&](const float* in, float* res) {
+                    attention(L, il, in, n, pos0, tables, cache, res);
+                },
+                [&](const float* in, int64_t m, float* res) {
+                    if (L.moe) {
+                        moe(L, in, m, res);
+                    } else {
+                        run_ffn(L.dense, in, m, res, ffn_);
+                    }
+                });
         }
         if (n_out > 0) head_.run(x + first * n_embd, n_embd, n_out, logits, xn_, act_);
         // A decompressed batch's keys and values are not kept for decoding (up to

@@ -52,80 +52,70 @@ class GqaForward final : public Forward {
     void run(std::span<const int32_t> tokens, int64_t pos0, KvCache& cache, bool all_logits,
              float* logits) override {
         const int64_t n = static_cast<int64_t>(tokens.size());
-        const int64_t n_embd = hp_.n_embd, hd = hp_.head_dim;
-        const int64_t q_dim = hp_.n_head * hd, kv_dim = hp_.n_head_kv * hd;
+        const int64_t n_embd = hp_.n_embd;
         float* x = grow(x_, n * n_embd);
         float* xn = grow(xn_, n * n_embd);
-        float* q = grow(q_, n * q_dim);
-        float* k = grow(k_, n * kv_dim);
-        float* v = grow(v_, n * kv_dim);
-        float* att = grow(att_, n * q_dim);
         float* out = grow(out_, n * n_embd);
         for (int64_t t = 0; t < n; ++t) embed_row(*model_.token_embd, tokens[t], x + t * n_embd);
         const std::vector<float> tables = rope_tables(rope_, pos0, n);
         const int64_t n_out = output_rows(n, all_logits, logits != nullptr);
-        int64_t first = 0;  // first row carried through the current block's feed-forward part
+        int64_t first = 0;  // first row carried through the last block's feed-forward part
         tap_next_pass();
         tap("embd", -1, x, n * n_embd);
 
         for (int64_t il = 0; il < hp_.n_layer; ++il) {
             const GqaLayer& L = layers_[static_cast<size_t>(il)];
-            for (int64_t t = 0; t < n; ++t) {
-                ops::rms_norm(x + t * n_embd, L.attn_norm.data(), n_embd, hp_.rms_eps,
-                              xn + t * n_embd);
-            }
             tap_set_layer(il);
-            tap("attn_norm", il, xn, n * n_embd);
-            project(L.wq, L.bq, xn, n, q);
-            project(L.wk, L.bk, xn, n, k);
-            project(L.wv, L.bv, xn, n, v);
-            tap("Qcur", il, q, n * q_dim);
-            tap("Kcur", il, k, n * kv_dim);
-            tap("Vcur", il, v, n * kv_dim);
-            for (int64_t t = 0; t < n; ++t) {
-                const float* table = tables.data() + t * rope_.n_rot;
-                for (int64_t h = 0; h < hp_.n_head; ++h)
-                    ops::rope_apply(rope_, table, q + t * q_dim + h * hd);
-                for (int64_t h = 0; h < hp_.n_head_kv; ++h)
-                    ops::rope_apply(rope_, table, k + t * kv_dim + h * hd);
-                std::memcpy(cache.k(il, pos0 + t), k + t * kv_dim, sizeof(float) * kv_dim);
-                for (int64_t i = 0; i < kv_dim; ++i)
-                    cache.v_col(il, i)[pos0 + t] = v[t * kv_dim + i];
-            }
-            tap("Qcur@ROPE", il, q, n * q_dim);
-            tap("Kcur@ROPE", il, k, n * kv_dim);
-            AttentionShape shape;
-            shape.n_head = hp_.n_head;
-            shape.n_head_kv = hp_.n_head_kv;
-            shape.k_dim = hd;
-            shape.v_dim = hd;
-            shape.scale = 1.0f / std::sqrt(static_cast<float>(hd));
-            attend(shape, cache, il, pos0, n, q, q_dim, att, q_dim, attn_scratch_);
-            tap("kqv_out", il, att, n * q_dim);
-            simd::matmul(L.wo, att, q_dim, n, out, n_embd, act_);
-            tap("attn_out", il, out, n * n_embd);
-            // Past the last block's attention only the rows whose logits are wanted go on.
-            if (il == hp_.n_layer - 1) first = n - n_out;
-            const int64_t m = n - first;
-            float *xr = x + first * n_embd, *xnr = xn + first * n_embd,
-                  *outr = out + first * n_embd;
-            ops::add(xr, outr, m * n_embd);
-            tap("ffn_inp", il, xr, m * n_embd);
-
-            for (int64_t t = 0; t < m; ++t) {
-                ops::rms_norm(xr + t * n_embd, L.ffn_norm.data(), n_embd, hp_.rms_eps,
-                              xnr + t * n_embd);
-            }
-            tap("ffn_norm", il, xnr, m * n_embd);
-            run_ffn(L.ffn, xnr, m, outr, ffn_);
-            tap("ffn_out", il, outr, m * n_embd);
-            ops::add(xr, outr, m * n_embd);
-            tap("l_out", il, xr, m * n_embd);
+            first = residual_block(
+                il, il == hp_.n_layer - 1, n, n_out, n_embd, hp_.rms_eps, L.attn_norm, L.ffn_norm,
+                x, xn, out,
+                [&](const float* in, float* res) {
+                    attention(L, il, in, n, pos0, tables, cache, res);
+                },
+                [&](const float* in, int64_t m, float* res) { run_ffn(L.ffn, in, m, res, ffn_); });
         }
         if (n_out > 0) head_.run(x + first * n_embd, n_embd, n_out, logits, xn_, act_);
     }
 
   private:
+    // out (n, n_embd) = grouped-query attention of the normalised rows xn; writes the tokens'
+    // keys and values into the cache.
+    void attention(const GqaLayer& L, int64_t il, const float* xn, int64_t n, int64_t pos0,
+                   const std::vector<float>& tables, KvCache& cache, float* out) {
+        const int64_t n_embd = hp_.n_embd, hd = hp_.head_dim;
+        const int64_t q_dim = hp_.n_head * hd, kv_dim = hp_.n_head_kv * hd;
+        float* q = grow(q_, n * q_dim);
+        float* k = grow(k_, n * kv_dim);
+        float* v = grow(v_, n * kv_dim);
+        float* att = grow(att_, n * q_dim);
+        project(L.wq, L.bq, xn, n, q);
+        project(L.wk, L.bk, xn, n, k);
+        project(L.wv, L.bv, xn, n, v);
+        tap("Qcur", il, q, n * q_dim);
+        tap("Kcur", il, k, n * kv_dim);
+        tap("Vcur", il, v, n * kv_dim);
+        for (int64_t t = 0; t < n; ++t) {
+            const float* table = tables.data() + t * rope_.n_rot;
+            for (int64_t h = 0; h < hp_.n_head; ++h)
+                ops::rope_apply(rope_, table, q + t * q_dim + h * hd);
+            for (int64_t h = 0; h < hp_.n_head_kv; ++h)
+                ops::rope_apply(rope_, table, k + t * kv_dim + h * hd);
+            std::memcpy(cache.k(il, pos0 + t), k + t * kv_dim, sizeof(float) * kv_dim);
+            for (int64_t i = 0; i < kv_dim; ++i) cache.v_col(il, i)[pos0 + t] = v[t * kv_dim + i];
+        }
+        tap("Qcur@ROPE", il, q, n * q_dim);
+        tap("Kcur@ROPE", il, k, n * kv_dim);
+        AttentionShape shape;
+        shape.n_head = hp_.n_head;
+        shape.n_head_kv = hp_.n_head_kv;
+        shape.k_dim = hd;
+        shape.v_dim = hd;
+        shape.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+        attend(shape, cache, il, pos0, n, q, q_dim, att, q_dim, attn_scratch_);
+        tap("kqv_out", il, att, n * q_dim);
+        simd::matmul(L.wo, att, q_dim, n, out, n_embd, act_);
+    }
+
     // y (n, w.n_out) = w · x (+ bias).
     void project(const simd::Matrix& w, const std::vector<float>& bias, const float* x, int64_t n,
                  float* y) {
