@@ -74,7 +74,7 @@ TEST(MlaLegacy, CompressedCacheHoldsTheLatentAndRopePartPerTokenAndLayer) {
                                                           (s.qk_nope + s.qk_rope + s.v_head)) *
                                           sizeof(float));
 
-    // A Q5_1 attn_kv_b adds the Q8_1 block-sum corrections, kv_lora / 32 per row.
+    // A Q5_1 attn_kv_b adds the Q8_1 blocks' half-precision sums, kv_lora / 32 per row.
     const test::TinySpec s51 = legacy_spec(quant::Type::Q5_1, 3);
     const Model m51 = test::load_tiny_model(s51, dir / "q51.gguf");
     EXPECT_EQ(Session(m51, {.n_ctx = n_ctx}).cache_bytes(),

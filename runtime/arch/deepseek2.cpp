@@ -305,12 +305,10 @@ class DeepSeek2Forward final : public Forward {
     // attn_kv_b product rounds its input: converted to kv_b's partner format (Q8_K for the
     // K-quants, Q8_0 / Q8_1 for the legacy types, F16 / BF16; F32 unchanged) and back. k_pe is
     // not part of that product and stays as it is. After the latent the row keeps what converting
-    // the rounded latent again would not give back (partner_rows): for Q8_1, s (the block's sum
-    // rounded to half precision, which the Q4_1 / Q5_1 products multiply by the weight block's
-    // minimum in place of the exact sum) as its difference from the exact sum, which the
-    // absorbed products multiply by the minima (latent_row); for Q8_K the float scale d, whose
-    // product with the values does not round back to it. The other formats convert back
-    // exactly (d of Q8_0 is a half float, so d·q is exact in float).
+    // the rounded latent again would not give back (partner_rows): a Q8_1 block's s (its sum
+    // rounded to half precision, which the Q4_1 / Q5_1 products use in place of the exact sum),
+    // a Q8_K block's float scale d (d·q rounds in float, so d is not found again). The other
+    // formats convert back exactly (Q8_0's d is a half float: d·q is exact in float).
     void round_latents(const MlaLayer& L, int64_t il, int64_t pos0, int64_t n, KvCache& cache) {
         const quant::Type partner = quant::traits(L.wkv_b.type).partner;
         const int64_t lora = hp_.kv_lora_rank;
@@ -329,12 +327,10 @@ class DeepSeek2Forward final : public Forward {
                 const auto* blocks = static_cast<const quant::block_q8_K*>(act_.row(t));
                 for (int64_t b = 0; b < lora / quant::QK_K; ++b) c[lora + b] = blocks[b].d;
             }
-            if (partner != quant::Type::Q8_1) continue;
-            const auto* blocks = static_cast<const quant::block_q8_1*>(act_.row(t));
-            for (int64_t b = 0; b < lora / quant::QK8_1; ++b) {
-                // d · sum is exact in float: an 11-bit significand times a 12-bit integer.
-                c[lora + b] = fp16_to_fp32(blocks[b].s) -
-                              fp16_to_fp32(blocks[b].d) * static_cast<float>(block_sum(blocks[b]));
+            if (partner == quant::Type::Q8_1) {
+                const auto* blocks = static_cast<const quant::block_q8_1*>(act_.row(t));
+                for (int64_t b = 0; b < lora / quant::QK8_1; ++b)
+                    c[lora + b] = fp16_to_fp32(blocks[b].s);
             }
         }
     }
@@ -372,18 +368,9 @@ class DeepSeek2Forward final : public Forward {
                 continue;
             }
             auto* blocks = static_cast<quant::block_q8_1*>(act_.mutable_row(t));
-            for (int64_t b = 0; b < lora / quant::QK8_1; ++b) {
-                const float exact =
-                    fp16_to_fp32(blocks[b].d) * static_cast<float>(block_sum(blocks[b]));
-                blocks[b].s = fp32_to_fp16(c[lora + b] + exact);
-            }
+            for (int64_t b = 0; b < lora / quant::QK8_1; ++b)
+                blocks[b].s = fp32_to_fp16(c[lora + b]);
         }
-    }
-
-    static int block_sum(const quant::block_q8_1& b) {
-        int sum = 0;
-        for (const int8_t v : b.qs) sum += v;
-        return sum;
     }
 
     // Floats kept after the latent in a legacy file's compressed row for a kv_b whose partner
@@ -570,7 +557,7 @@ class DeepSeek2Forward final : public Forward {
     const Model& model_;
     const HParams& hp_;
     bool per_head_ = false;  // legacy attn_kv_b file run as llama.cpp runs it (MlaLegacy::PerHead)
-    int64_t n_extra_ = 0;    // compressed legacy rows: Q8_1 block-sum corrections after the latent
+    int64_t n_extra_ = 0;    // compressed legacy rows: floats after the latent (round_latents)
     RouterConfig router_;
     ops::RopeParams rope_;
     float kq_scale_ = 1.0f;
