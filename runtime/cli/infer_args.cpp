@@ -49,12 +49,20 @@ void add_mla_legacy_option(CLI::App* cmd, MlaLegacy& mla_legacy) {
     const std::map<std::string, MlaLegacy> names{{"compressed", MlaLegacy::Compressed},
                                                  {"per-head", MlaLegacy::PerHead}};
     cmd->add_option("--mla-legacy", mla_legacy,
-                    "deepseek2 files with the legacy attn_kv_b (e.g. the published R1 GGUFs): "
+                    "deepseek2 files with the legacy attn_kv_b (older published R1 GGUFs): "
                     "'compressed' caches about kv_lora + qk_rope floats per token and layer "
                     "(R1: 2.26 KiB); prompts are bit for bit llama.cpp's, decoding runs "
                     "absorbed; 'per-head' caches n_head * (qk_nope + qk_rope + v_head) "
                     "floats (R1: 160 KiB, ~10 MB per token) as llama.cpp does, bit for bit")
-        ->transform(CLI::CheckedTransformer(names, CLI::ignore_case))
+        ->transform(CLI::Validator(
+            [names](std::string& value) -> std::string {
+                const auto it = names.find(CLI::detail::to_lower(value));
+                if (it == names.end()) return "'" + value + "' is not compressed or per-head";
+                value = std::to_string(static_cast<int>(it->second));
+                return {};
+            },
+            "", ""))
+        ->type_name("compressed|per-head")
         ->default_str("compressed");
 }
 
