@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <string>
+
 #include <nlohmann/json.hpp>
 
 #include "scheduler/hardware.h"
@@ -32,6 +35,23 @@ TEST(InfoCommand, JsonCarriesTheMachine) {
         const std::string isa = j.at("kernels").at(type).get<std::string>();
         EXPECT_TRUE(isa == "scalar" || isa == "avx2" || isa == "avx512" || isa == "amx") << isa;
     }
+}
+
+// libgomp's spinning is bounded unless the user chose a wait policy (runtime/cli/main.cpp), and
+// info reports what is in force.
+TEST(InfoCommand, OpenMpSpinningIsBoundedUnlessTheUserChose) {
+    const auto wait = [](const std::string& env) {
+        test::TempDir dir;
+        const std::string cmd = "env -u GOMP_SPINCOUNT -u OMP_WAIT_POLICY " + env + " " +
+                                STRATA_BIN + " info --json >" + (dir / "out").string();
+        EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+        return nlohmann::json::parse(test::read_file(dir / "out"))
+            .at("openmp_wait")
+            .get<std::string>();
+    };
+    EXPECT_EQ(wait(""), "GOMP_SPINCOUNT=10000");
+    EXPECT_EQ(wait("GOMP_SPINCOUNT=7"), "GOMP_SPINCOUNT=7");
+    EXPECT_EQ(wait("OMP_WAIT_POLICY=passive"), "OMP_WAIT_POLICY=passive");
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // strata info: what this machine offers — CPU and its features, the kernel chosen per weight
-// type, NUMA nodes, memory, huge pages and GPUs.
+// type, how OpenMP threads wait, NUMA nodes, memory, huge pages and GPUs.
 #include <cstdio>
+#include <cstdlib>
+#include <string>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -20,6 +22,15 @@ constexpr quant::Type kWeightTypes[] = {
     quant::Type::Q5_0, quant::Type::Q5_1, quant::Type::Q8_0, quant::Type::Q2_K, quant::Type::Q3_K,
     quant::Type::Q4_K, quant::Type::Q5_K, quant::Type::Q6_K};
 
+// How OpenMP threads wait at barriers in this process, as the environment tells libgomp
+// (runtime/cli/main.cpp bounds the spinning unless the user chose): "OMP_WAIT_POLICY=…",
+// "GOMP_SPINCOUNT=…", or "libgomp default".
+std::string openmp_wait() {
+    if (const char* p = std::getenv("OMP_WAIT_POLICY")) return std::string("OMP_WAIT_POLICY=") + p;
+    if (const char* c = std::getenv("GOMP_SPINCOUNT")) return std::string("GOMP_SPINCOUNT=") + c;
+    return "libgomp default";
+}
+
 void print_text(const scheduler::Hardware& hw) {
     fmt::print("strata {}\n", STRATA_VERSION);
     fmt::print("cpu:        {} ({} cores, {} logical CPUs)\n",
@@ -31,6 +42,7 @@ void print_text(const scheduler::Hardware& hw) {
                                dispatch::isa_name(dispatch::kernels()[t].vec_dot_isa));
     }
     fmt::print("kernels:    {}\n", kernels);
+    fmt::print("openmp:     {}\n", openmp_wait());
     fmt::print("memory:     {} total, {} available\n", format_bytes(hw.ram_total_bytes),
                format_bytes(hw.ram_available_bytes));
     fmt::print("huge pages: {} free of {}\n", hw.hugepages_free, format_bytes(hw.hugepage_bytes));
@@ -57,6 +69,7 @@ nlohmann::json to_json(const scheduler::Hardware& hw) {
         j["kernels"][std::string(quant::type_name(t))] =
             std::string(dispatch::isa_name(dispatch::kernels()[t].vec_dot_isa));
     }
+    j["openmp_wait"] = openmp_wait();
     j["ram_total_bytes"] = hw.ram_total_bytes;
     j["ram_available_bytes"] = hw.ram_available_bytes;
     j["hugepage_bytes"] = hw.hugepage_bytes;
