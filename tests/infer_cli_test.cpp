@@ -22,24 +22,16 @@ json golden_case(const std::string& name) {
     return json();
 }
 
-std::string join(const std::vector<int32_t>& ids) {
-    std::string s;
-    for (int32_t id : ids) {
-        if (!s.empty()) s += ',';
-        s += std::to_string(id);
-    }
-    return s;
-}
-
 TEST(InferCli, EvalWritesEveryPositionsLogits) {
     STRATA_REQUIRE_GOLDEN();
     const json c = golden_case("llama.f32.p8");
     test::TempDir dir;
     const auto model = test::golden_dir() / c["model"].get<std::string>();
     const auto out = dir / "logits.f32";
-    const test::CommandResult r = test::run_strata(
-        "eval -m " + model.string() + " --tokens " +
-        join(c["prompt_ids"].get<std::vector<int32_t>>()) + " --out " + out.string() + " --json");
+    const test::CommandResult r =
+        test::run_strata("eval -m " + model.string() + " --tokens " +
+                         test::token_list(c["prompt_ids"].get<std::vector<int32_t>>()) + " --out " +
+                         out.string() + " --json");
     ASSERT_EQ(r.status, 0) << r.err;
     const std::string bytes = test::read_file(out);
     const std::string ref = test::read_file(test::golden_dir() / c["logits"].get<std::string>());
@@ -63,9 +55,10 @@ TEST(InferCli, RunStreamsTheGreedyIds) {
     STRATA_REQUIRE_GOLDEN();
     const json c = golden_case("qwen2.f32.p8");
     const auto model = test::golden_dir() / c["model"].get<std::string>();
-    const test::CommandResult r = test::run_strata(
-        "run -m " + model.string() + " --tokens " +
-        join(c["prompt_ids"].get<std::vector<int32_t>>()) + " -n 16 --greedy --ignore-eos");
+    const test::CommandResult r =
+        test::run_strata("run -m " + model.string() + " --tokens " +
+                         test::token_list(c["prompt_ids"].get<std::vector<int32_t>>()) +
+                         " -n 16 --greedy --ignore-eos");
     ASSERT_EQ(r.status, 0) << r.err;
     std::istringstream in(r.out);
     std::vector<int32_t> ids;

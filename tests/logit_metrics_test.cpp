@@ -55,15 +55,6 @@ TEST(LogitMetrics, CompareLogitsOverRows) {
     EXPECT_FALSE(metrics::within_quant_bounds(a));
 }
 
-std::string join(const std::vector<int32_t>& ids) {
-    std::string s;
-    for (int32_t id : ids) {
-        if (!s.empty()) s += ',';
-        s += std::to_string(id);
-    }
-    return s;
-}
-
 TEST(LogitMetrics, EvalComparesWithAReferenceFileAndContinuesGreedily) {
     test::TempDir dir;
     test::TinySpec spec;
@@ -73,8 +64,8 @@ TEST(LogitMetrics, EvalComparesWithAReferenceFileAndContinuesGreedily) {
     const std::vector<int32_t> ids = {3, 14, 15, 92, 65, 35};
     const auto ours = dir / "ours.f32";
     test::CommandResult r =
-        test::run_strata("eval -m " + model_path.string() + " --tokens " + join(ids) + " --out " +
-                         ours.string() + " --greedy 5 --json");
+        test::run_strata("eval -m " + model_path.string() + " --tokens " + test::token_list(ids) +
+                         " --out " + ours.string() + " --greedy 5 --json");
     ASSERT_EQ(r.status, 0) << r.err;
     const json first = json::parse(r.out);
 
@@ -93,8 +84,8 @@ TEST(LogitMetrics, EvalComparesWithAReferenceFileAndContinuesGreedily) {
     EXPECT_EQ(first["greedy"].get<std::vector<int32_t>>(), greedy);
 
     // Against its own logits: identical. Against a perturbed copy: the metrics see it.
-    r = test::run_strata("eval -m " + model_path.string() + " --tokens " + join(ids) + " --ref " +
-                         ours.string() + " --json");
+    r = test::run_strata("eval -m " + model_path.string() + " --tokens " + test::token_list(ids) +
+                         " --ref " + ours.string() + " --json");
     ASSERT_EQ(r.status, 0) << r.err;
     json j = json::parse(r.out);
     EXPECT_EQ(j["max_rel"].get<double>(), 0.0);
@@ -106,8 +97,8 @@ TEST(LogitMetrics, EvalComparesWithAReferenceFileAndContinuesGreedily) {
     f[2 * V + 7] += 1.0f;
     const auto perturbed = dir / "perturbed.f32";
     std::ofstream(perturbed, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));
-    r = test::run_strata("eval -m " + model_path.string() + " --tokens " + join(ids) + " --ref " +
-                         perturbed.string() + " --json");
+    r = test::run_strata("eval -m " + model_path.string() + " --tokens " + test::token_list(ids) +
+                         " --ref " + perturbed.string() + " --json");
     ASSERT_EQ(r.status, 0) << r.err;
     j = json::parse(r.out);
     EXPECT_GT(j["max_rel"].get<double>(), 0.0);

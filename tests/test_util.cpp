@@ -1,5 +1,7 @@
 #include "tests/test_util.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -51,6 +53,10 @@ CommandResult run_strata(const std::string& args) {
     r.out = read_file(out);
     r.err = read_file(err);
     return r;
+}
+
+std::string token_list(const std::vector<int32_t>& ids) {
+    return fmt::format("{}", fmt::join(ids, ","));
 }
 
 std::vector<int32_t> random_tokens(int64_t n, int64_t vocab, uint64_t seed) {

@@ -35,6 +35,9 @@ CommandResult run_strata(const std::string& args);
 
 std::string read_file(const std::filesystem::path& path);
 
+// "1,2,3": token ids as --tokens takes them.
+std::string token_list(const std::vector<int32_t>& ids);
+
 // n token ids drawn uniformly below `vocab` from `seed`.
 std::vector<int32_t> random_tokens(int64_t n, int64_t vocab, uint64_t seed);
 
