@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/gguf.h"
-#include "runtime/synth.h"
+#include "synth/synth.h"
 #include "tests/test_util.h"
 
 namespace strata {

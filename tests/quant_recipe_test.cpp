@@ -1,6 +1,6 @@
 // The quantization recipe against what llama-quantize wrote (golden models, tables of real
 // models) and against the rules worked out by hand on shapes the fixtures do not have.
-#include "runtime/quant_recipe.h"
+#include "synth/quant_recipe.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // strata synth: shape-only presets against the tables of real models, tiny presets against the
 // golden models' conventions, determinism, weight scales, tokenizers and command-line errors.
-#include "runtime/synth.h"
+#include "synth/synth.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -13,8 +13,8 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/error.h"
-#include "runtime/synth_vocab.h"
-#include "runtime/synth_weights.h"
+#include "synth/vocab.h"
+#include "synth/weights.h"
 #include "simd/fp16.h"
 #include "tests/test_util.h"
 

@@ -8,7 +8,7 @@
 #include "runtime/cli/commands.h"
 #include "runtime/error.h"
 #include "runtime/progress.h"
-#include "runtime/synth.h"
+#include "synth/synth.h"
 
 namespace strata::cli {
 namespace {

@@ -1,11 +1,11 @@
 // Key order per family, as the golden models (written like convert_hf_to_gguf.py) have it.
-#include "runtime/synth_metadata.h"
+#include "synth/metadata.h"
 
 #include <cmath>
 
 #include <fmt/format.h>
 
-#include "runtime/synth_vocab.h"
+#include "synth/vocab.h"
 
 namespace strata::synth {
 namespace {

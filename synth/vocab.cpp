@@ -1,5 +1,5 @@
 // Synthetic byte-level BPE vocabularies.
-#include "runtime/synth_vocab.h"
+#include "synth/vocab.h"
 
 #include <algorithm>
 #include <map>
@@ -9,7 +9,7 @@
 #include <fmt/format.h>
 
 #include "runtime/error.h"
-#include "runtime/synth_templates.h"
+#include "synth/templates.h"
 
 namespace strata::synth {
 namespace {

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "runtime/gguf.h"
-#include "runtime/synth_spec.h"
+#include "synth/spec.h"
 
 namespace strata::synth {
 

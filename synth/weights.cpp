@@ -3,7 +3,7 @@
 // close to normal, bounded at ±3.46σ (no outliers that would wreck a quantization block) and
 // needs no log or trig per value; drawing stays a small part of writing a quantized model
 // (F16 bench layers: ~8 ns per weight in all, against ~80 ns for the reference Q4_K quantizer).
-#include "runtime/synth_weights.h"
+#include "synth/weights.h"
 
 #include <omp.h>
 

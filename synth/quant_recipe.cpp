@@ -1,7 +1,7 @@
 // llama-quantize's type rules. The categories, the "more bits" layer pattern and the fallback
 // table follow src/llama-quant.cpp; only the branches that can fire for the K-quant mixes and
 // the three architectures Strata runs are kept (no IQ types, no Falcon).
-#include "runtime/quant_recipe.h"
+#include "synth/quant_recipe.h"
 
 #include <array>
 #include <cctype>

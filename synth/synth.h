@@ -1,4 +1,4 @@
-// `strata synth`: writes a synthetic model (runtime/synth_spec.h says what it holds) as one GGUF
+// `strata synth`: writes a synthetic model (synth/spec.h says what it holds) as one GGUF
 // file or as llama-gguf-split shards, the tensor data drawn one tensor at a time, or left a hole
 // for shape-only models.
 #pragma once
@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "runtime/gguf.h"
-#include "runtime/synth_layout.h"
-#include "runtime/synth_spec.h"
+#include "synth/layout.h"
+#include "synth/spec.h"
 
 namespace strata::synth {
 

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "runtime/model.h"
-#include "runtime/quant_recipe.h"
+#include "synth/quant_recipe.h"
 
 namespace strata::synth {
 

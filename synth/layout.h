@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "runtime/quant_recipe.h"
-#include "runtime/synth_spec.h"
+#include "synth/quant_recipe.h"
+#include "synth/spec.h"
 
 namespace strata::synth {
 

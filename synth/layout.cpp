@@ -2,7 +2,7 @@
 // are N(0, gain² / fan_in) with gain 1 for projections that feed the residual stream or the FFN
 // and 1.5 for Q / K / latent projections, so that activations keep unit scale through the
 // layers and attention logits stay well inside softmax's useful range.
-#include "runtime/synth_layout.h"
+#include "synth/layout.h"
 
 #include <algorithm>
 #include <cmath>

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "runtime/gguf.h"
-#include "runtime/synth_spec.h"
+#include "synth/spec.h"
 
 namespace strata::synth {
 

@@ -1,5 +1,5 @@
 // Chat template strings, one adjacent-literal run per template; "\n" ends each template line.
-#include "runtime/synth_templates.h"
+#include "synth/templates.h"
 
 namespace strata::synth {
 namespace {

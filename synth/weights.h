@@ -7,8 +7,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "runtime/synth_layout.h"
-#include "runtime/synth_spec.h"
+#include "synth/layout.h"
+#include "synth/spec.h"
 
 namespace strata::synth {
 

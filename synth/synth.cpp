@@ -1,6 +1,6 @@
 // Writing synthetic models: headers per shard, tensor data produced in the writer's fill
 // callback (one tensor in memory at a time), a disk-space check before the first byte.
-#include "runtime/synth.h"
+#include "synth/synth.h"
 
 #include <sys/statvfs.h>
 
@@ -12,8 +12,8 @@
 
 #include "runtime/error.h"
 #include "runtime/progress.h"
-#include "runtime/synth_metadata.h"
-#include "runtime/synth_weights.h"
+#include "synth/metadata.h"
+#include "synth/weights.h"
 
 namespace strata::synth {
 namespace {

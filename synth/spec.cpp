@@ -1,11 +1,11 @@
 // Presets and overrides. The tiny presets have the golden models' dimensions; the shape-only
 // presets carry the HF config numbers of the real models (golden/tables/*.json source_config).
-#include "runtime/synth_spec.h"
+#include "synth/spec.h"
 
 #include <fmt/format.h>
 
 #include "runtime/error.h"
-#include "runtime/synth_vocab.h"
+#include "synth/vocab.h"
 
 namespace strata::synth {
 namespace {
