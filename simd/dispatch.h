@@ -53,6 +53,14 @@ std::string to_string(const CpuFeatures& f);
 enum class Isa : uint8_t { scalar, avx2, avx512, amx };
 std::string_view isa_name(Isa isa);
 
+// A tile product over n elements: for r < n_w weight rows (row r at w + r * w_stride bytes) and
+// t < n_a activation rows in the partner format (row t at a + t * a_stride bytes),
+//   y[t * y_stride + r] = dot(weight row r, activation row t).
+// A kernel unpacks each weight block once and reuses it for every activation row of the tile,
+// so a batch of tokens reads the weights once. Kernels never throw and take any n_w, n_a >= 1.
+using TileFn = void (*)(int64_t n, const void* w, size_t w_stride, int64_t n_w, const void* a,
+                        size_t a_stride, int64_t n_a, float* y, int64_t y_stride);
+
 // The kernels of one type, and where each came from.
 struct TypeKernels {
     quant::VecDotFn vec_dot = nullptr;
@@ -63,6 +71,11 @@ struct TypeKernels {
     // vec_dot, which that path matches.
     quant::VecDotFn gemm_dot = nullptr;
     Isa gemm_dot_isa = Isa::scalar;
+    // Tile product (see TileFn); null where no ISA kernel registered one, in which case callers
+    // loop over vec_dot. Its sums may be ordered unlike llama.cpp's (within the golden bounds for
+    // quantized types); STRATA_ISA=avx2 leaves only kernels in llama.cpp's order.
+    TileFn tile = nullptr;
+    Isa tile_isa = Isa::scalar;
     // Partner formats only (Q8_0, Q8_1, Q8_K, and the float types).
     quant::QuantizeFn quantize_activation = nullptr;
     Isa quantize_activation_isa = Isa::scalar;
@@ -81,6 +94,7 @@ class KernelTable {
     void set_vec_dot(quant::Type type, Isa isa, quant::VecDotFn fn);
     void set_gemm_dot(quant::Type type, Isa isa, quant::VecDotFn fn);
     void set_quantize_activation(quant::Type type, Isa isa, quant::QuantizeFn fn);
+    void set_tile(quant::Type type, Isa isa, TileFn fn);
 
   private:
     std::array<TypeKernels, quant::kTypeIdLimit> kernels_{};  // (type id)
