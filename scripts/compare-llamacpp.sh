@@ -54,7 +54,7 @@ while [[ $# -gt 0 ]]; do
     shift
 done
 [[ -n $llama_build ]] || usage
-llama_build=$(cd "$llama_build" && pwd)
+llama_build=$(cd "$llama_build" && pwd -P)  # -P: find does not follow a linked directory
 [[ -x $strata ]] || { echo "compare-llamacpp.sh: no strata binary at $strata (--strata)" >&2; exit 2; }
 
 # --- The peer program, built against the given llama.cpp --------------------------------------
