@@ -5,19 +5,21 @@
 # Prints every round, then the medians and the ratios Strata / llama.cpp for prefill and decode.
 #
 #   scripts/peer-bench.sh PEER_BUILD MODEL [--threads N] [-p 512] [-n 128] [--depth D]
-#                         [--rounds 5] [--strata BIN] [--batched]
+#                         [--rounds 5] [--strata BIN] [--batched] [--peer-args ARGS]
 # PEER_BUILD: a llama.cpp build directory (scripts/peer/build-llama.sh prints one) holding
 #             bin/llama-bench and bin/llama-batched-bench.
 # --depth:    decode after D cached positions (llama-bench -d; strata bench --depth).
 # --batched:  use llama-batched-bench (-npp P -ntg N -npl 1) instead of llama-bench; chosen by
 #             itself when llama-bench fails on the model (it aborts on quantized deepseek2 with
 #             AMX). batched-bench has no depth: its decode runs after the P prompt tokens.
+# --peer-args: more arguments for both llama.cpp tools, e.g. "--no-repack" for batched-bench on a
+#             model larger than RAM (the repacked copy is allocated in RAM: 34 GB for big40).
 # Environment for strata (STRATA_ISA, OMP_*) passes through; the machine's load is not controlled:
 # run it on a quiet machine, and read the spread of the rounds.
 set -euo pipefail
 
 usage() {
-    sed -n '7,16p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '7,18p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -31,6 +33,7 @@ depth=0
 rounds=5
 strata="$root/build/strata"
 batched=0
+peer_args=""
 while [[ $# -gt 0 ]]; do
     case $1 in
         --threads|-t) threads=$2; shift ;;
@@ -40,6 +43,7 @@ while [[ $# -gt 0 ]]; do
         --rounds) rounds=$2; shift ;;
         --strata) strata=$2; shift ;;
         --batched) batched=1 ;;
+        --peer-args) peer_args=$2; shift ;;
         -h|--help) usage ;;
         -*) echo "peer-bench.sh: unknown option $1" >&2; usage ;;
         *)
@@ -79,7 +83,7 @@ strata_round() {
 llama_round() {
     if [[ $batched == 0 ]]; then
         "$llama_bench" -m "$model" -t "$threads" -p "$n_prompt" -n "$n_gen" -d "$depth" -r 1 \
-            -o json >"$work/llama.json" 2>"$work/llama.err" || return 1
+            -o json $peer_args >"$work/llama.json" 2>"$work/llama.err" || return 1
         python3 - "$work/llama.json" <<'EOF'
 import json, sys
 rows = json.load(open(sys.argv[1]))
@@ -89,7 +93,7 @@ print(pp[0] if pp else 0, tg[0] if tg else 0)
 EOF
     else
         "$batched_bench" -m "$model" -t "$threads" -c $((n_prompt + n_gen)) -b 2048 -ub 512 \
-            -npp "$n_prompt" -ntg "$n_gen" -npl 1 --output-format jsonl \
+            -npp "$n_prompt" -ntg "$n_gen" -npl 1 --output-format jsonl $peer_args \
             >"$work/llama.json" 2>"$work/llama.err" || return 1
         python3 - "$work/llama.json" <<'EOF'
 import json, sys
