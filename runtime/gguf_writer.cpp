@@ -1,13 +1,22 @@
 // GGUF writer: version 3, little-endian, tensors padded to the alignment as llama.cpp lays them
 // out. Tensor data is produced one tensor at a time by a callback, so multi-GB models are written
 // with one tensor's worth of memory; tensors without a callback are left as holes (sparse file).
+// Large files without holes go out through O_DIRECT with several writes in flight, overlapped
+// with producing the next tensor: on the virtual disks measured here buffered writes flushed at
+// 130 MB/s where O_DIRECT writes reach 0.5 GB/s at one in flight and 1.1 GB/s at four.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
+#include <cstdlib>
 #include <cstring>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
 
 #include "runtime/error.h"
 #include "runtime/gguf.h"
@@ -20,6 +29,8 @@ constexpr uint32_t kVersion = 3;
 constexpr size_t kMaxKeyBytes = 65535;       // as the reader allows
 constexpr size_t kMaxKv = 65536;             // as the reader allows
 constexpr size_t kMaxWrittenNameBytes = 64;  // ggml's GGML_MAX_NAME, terminator included
+// Files from this size are streamed with O_DIRECT; small ones (tests) take the page cache.
+constexpr uint64_t kDirectFromBytes = 64 << 20;
 
 class Buffer {
   public:
@@ -133,6 +144,8 @@ class TempFile {
             offset += static_cast<uint64_t>(w);
         }
     }
+    int fd() const { return fd_; }
+    const std::string& path() const { return path_; }
     void resize(uint64_t size, const std::string& what) {
         if (::ftruncate(fd_, static_cast<off_t>(size)) != 0)
             fail("{}: cannot set size to {} bytes: {}", what, size, std::strerror(errno));
@@ -153,6 +166,149 @@ class TempFile {
     std::string path_;
     int fd_ = -1;
     bool committed_ = false;
+};
+
+// Sequential output through a second, O_DIRECT descriptor of the same file: bytes are gathered
+// into aligned chunks that writer threads write while the caller produces the next ones. The
+// last chunk is padded to the direct-I/O block; the caller truncates the file to its size after.
+class DirectStream {
+  public:
+    static constexpr size_t kBlock = 4096;      // O_DIRECT alignment of offsets, sizes, memory
+    static constexpr size_t kChunk = 16 << 20;  // bytes per write
+    static constexpr int kWriters = 4;          // writes in flight
+    static constexpr int kChunks = kWriters + 2;
+
+    // Null when the filesystem refuses O_DIRECT (tmpfs, some network filesystems).
+    static std::unique_ptr<DirectStream> open(const std::string& path, const std::string& what) {
+        const int fd = ::open(path.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
+        if (fd < 0) return nullptr;
+        return std::unique_ptr<DirectStream>(new DirectStream(fd, what));
+    }
+    ~DirectStream() {
+        {
+            std::lock_guard lock(mu_);
+            stop_ = true;
+        }
+        cv_.notify_all();
+        for (std::thread& t : writers_) t.join();
+        for (uint8_t* c : chunks_) std::free(c);
+        ::close(fd_);
+    }
+    DirectStream(const DirectStream&) = delete;
+    DirectStream& operator=(const DirectStream&) = delete;
+
+    void append(const uint8_t* p, size_t n) {
+        while (n > 0) {
+            if (current_ == nullptr) current_ = take_free_chunk();
+            const size_t k = std::min(n, kChunk - fill_);
+            std::memcpy(current_ + fill_, p, k);
+            fill_ += k;
+            p += k;
+            n -= k;
+            if (fill_ == kChunk) submit(kChunk);
+        }
+    }
+    // Writes what is left, waits for every write; throws the first error.
+    void finish() {
+        if (current_ != nullptr && fill_ > 0) {
+            const size_t padded = (fill_ + kBlock - 1) / kBlock * kBlock;
+            std::memset(current_ + fill_, 0, padded - fill_);
+            submit(padded);
+        }
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return (queue_.empty() && busy_ == 0) || !error_.empty(); });
+        if (!error_.empty()) fail("{}", error_);
+    }
+
+  private:
+    struct Job {
+        uint8_t* chunk;
+        size_t bytes;
+        uint64_t offset;
+    };
+
+    DirectStream(int fd, std::string what) : fd_(fd), what_(std::move(what)) {
+        for (int i = 0; i < kChunks; ++i) {
+            void* c = std::aligned_alloc(kBlock, kChunk);
+            if (c == nullptr) {
+                ::close(fd_);
+                for (uint8_t* done : chunks_) std::free(done);
+                fail("{}: out of memory for write buffers", what_);
+            }
+            chunks_.push_back(static_cast<uint8_t*>(c));
+            free_.push_back(static_cast<uint8_t*>(c));
+        }
+        for (int i = 0; i < kWriters; ++i) writers_.emplace_back([this] { writer_loop(); });
+    }
+
+    uint8_t* take_free_chunk() {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return !free_.empty() || !error_.empty(); });
+        if (!error_.empty()) fail("{}", error_);
+        uint8_t* c = free_.back();
+        free_.pop_back();
+        fill_ = 0;
+        return c;
+    }
+
+    void submit(size_t bytes) {
+        {
+            std::lock_guard lock(mu_);
+            queue_.push_back({current_, bytes, offset_});
+        }
+        cv_.notify_all();
+        offset_ += bytes;
+        current_ = nullptr;
+        fill_ = 0;
+    }
+
+    void writer_loop() {
+        std::unique_lock lock(mu_);
+        for (;;) {
+            cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+            if (queue_.empty()) return;  // stopping with nothing left to write
+            const Job job = queue_.front();
+            queue_.pop_front();
+            ++busy_;
+            lock.unlock();
+            const std::string err = write_all(job);
+            lock.lock();
+            --busy_;
+            if (!err.empty() && error_.empty()) error_ = err;
+            free_.push_back(job.chunk);
+            cv_.notify_all();
+        }
+    }
+
+    std::string write_all(const Job& job) const {
+        size_t done = 0;
+        while (done < job.bytes) {
+            const ssize_t w = ::pwrite(fd_, job.chunk + done, job.bytes - done,
+                                       static_cast<off_t>(job.offset + done));
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0 || static_cast<size_t>(w) % kBlock != 0) {
+                return fmt::format("{}: write failed: {}", what_,
+                                   std::strerror(w < 0 ? errno : (w == 0 ? ENOSPC : EIO)));
+            }
+            done += static_cast<size_t>(w);
+        }
+        return {};
+    }
+
+    int fd_;
+    std::string what_;
+    std::vector<uint8_t*> chunks_;  // kChunks buffers of kChunk bytes, kBlock-aligned
+    std::vector<std::thread> writers_;
+    uint8_t* current_ = nullptr;  // the chunk being filled (producer only)
+    size_t fill_ = 0;             // bytes in current_
+    uint64_t offset_ = 0;         // file offset of current_
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::vector<uint8_t*> free_;  // chunks not queued or being written
+    std::deque<Job> queue_;       // chunks waiting for a writer
+    int busy_ = 0;                // writes in progress
+    bool stop_ = false;
+    std::string error_;  // the first write error
 };
 
 }  // namespace
@@ -422,14 +578,50 @@ void Writer::write(const std::string& path,
     // Reserve the whole size first: the holes of data-less tensors stay sparse, and a disk too
     // small for the file is found before any data is produced where the filesystem checks it.
     out.resize(total, path);
-    out.write_at(header.data(), header.size(), 0, path);
-    std::vector<uint8_t> buffer;
+    // One tensor's bytes, grown to the largest tensor and never zeroed: the fill writes all of it.
+    std::unique_ptr<uint8_t[]> buffer;
+    size_t capacity = 0;
+    auto produce = [&](const PendingTensor& t) {
+        const auto n = static_cast<size_t>(t.nbytes);
+        if (n > capacity) {
+            buffer.reset();
+            buffer.reset(new uint8_t[n]);
+            capacity = n;
+        }
+        t.fill(buffer.get(), n);
+        return buffer.get();
+    };
     uint64_t done = header.size();
+
+    // Big files with data everywhere: one sequential O_DIRECT stream (see the top of the file).
+    const bool no_holes = std::all_of(tensors_.begin(), tensors_.end(),
+                                      [](const PendingTensor& t) { return bool(t.fill); });
+    if (no_holes && total >= kDirectFromBytes) {
+        if (auto stream = DirectStream::open(out.path(), path)) {
+            stream->append(header.data(), header.size());
+            uint64_t at = header.size();
+            const std::vector<uint8_t> zeros(alignment_, 0);
+            for (const PendingTensor& t : tensors_) {
+                const uint64_t start = header.size() + t.offset;
+                stream->append(zeros.data(), static_cast<size_t>(start - at));  // padding
+                stream->append(produce(t), static_cast<size_t>(t.nbytes));
+                at = start + t.nbytes;
+                done += t.nbytes;
+                if (progress) progress(done, total);
+            }
+            stream->append(zeros.data(), static_cast<size_t>(total - at));
+            stream->finish();
+            stream.reset();
+            out.resize(total, path);  // drops the last chunk's block padding
+            out.commit(path);
+            return;
+        }
+    }
+
+    out.write_at(header.data(), header.size(), 0, path);
     for (const PendingTensor& t : tensors_) {
         if (t.fill) {
-            buffer.resize(static_cast<size_t>(t.nbytes));
-            t.fill(buffer.data(), buffer.size());
-            out.write_at(buffer.data(), buffer.size(), header.size() + t.offset, path);
+            out.write_at(produce(t), static_cast<size_t>(t.nbytes), header.size() + t.offset, path);
         }
         done += t.nbytes;
         if (progress) progress(done, total);

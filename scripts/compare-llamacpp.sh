@@ -10,18 +10,20 @@
 #
 #   scripts/compare-llamacpp.sh LLAMA_BUILD_DIR [--quick] [--strata BIN] [--threads N]
 #                                               [--keep DIR] [--only PATTERN] [--seed N]
-#                                               [--strata-args ARGS]
+#                                               [--strata-args ARGS] [--isa ISA]
 # LLAMA_BUILD_DIR: a CMake build of llama.cpp (its source tree is read from CMakeCache.txt for the
 # headers; libllama and libggml* are linked from the build). This script never builds llama.cpp.
 # --quick: every type and most shapes at least once (21 cases) instead of all of them (250).
 # --strata: the strata binary (default: build/strata of this checkout).
 # --keep: keep the models, logits and the peer program in DIR. --only: cases whose name contains
 # PATTERN. --seed: another set of weights and prompts (default 1000). --strata-args: more
-# arguments for `strata eval`, e.g. "--mla-legacy per-head".
+# arguments for `strata eval`, e.g. "--mla-legacy per-head". --isa: STRATA_ISA for strata (default
+# avx2: the exact mode, kernels in llama.cpp's order, which the "identical" column counts on; the
+# faster AVX-512 kernels are within the bounds but not bit for bit).
 set -euo pipefail
 
 usage() {
-    sed -n '11,20p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '11,22p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -34,6 +36,7 @@ keep=""
 only=""
 seed_base=1000
 strata_args=""
+isa=avx2
 while [[ $# -gt 0 ]]; do
     case $1 in
         --quick) quick=1 ;;
@@ -43,6 +46,7 @@ while [[ $# -gt 0 ]]; do
         --only) only=$2; shift ;;
         --seed) seed_base=$2; shift ;;
         --strata-args) strata_args=$2; shift ;;
+        --isa) isa=$2; shift ;;
         -h|--help) usage ;;
         -*) echo "compare-llamacpp.sh: unknown option $1" >&2; usage ;;
         *) [[ -z $llama_build ]] || usage; llama_build=$1 ;;
@@ -50,7 +54,7 @@ while [[ $# -gt 0 ]]; do
     shift
 done
 [[ -n $llama_build ]] || usage
-llama_build=$(cd "$llama_build" && pwd)
+llama_build=$(cd "$llama_build" && pwd -P)  # -P: find does not follow a linked directory
 [[ -x $strata ]] || { echo "compare-llamacpp.sh: no strata binary at $strata (--strata)" >&2; exit 2; }
 
 # --- The peer program, built against the given llama.cpp --------------------------------------
@@ -144,7 +148,7 @@ for c in "${cases[@]}"; do
         failed=$((failed + 1)); continue
     fi
     # shellcheck disable=SC2086
-    if ! out=$("$strata" eval -m "$model" --tokens "$tokens" --ref "$work/ref.f32" --greedy 16 \
+    if ! out=$(STRATA_ISA=$isa "$strata" eval -m "$model" --tokens "$tokens" --ref "$work/ref.f32" --greedy 16 \
                  --threads "$threads" $strata_args 2>"$work/err"); then
         printf '%-28s %-7s %4s %s\n' "$name" "$type" "$n" "strata failed ($(tail -1 "$work/err")): FAIL"
         failed=$((failed + 1)); continue

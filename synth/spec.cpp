@@ -12,6 +12,7 @@ namespace {
 
 constexpr int64_t kMaxDim = int64_t{1} << 24;  // no real model has a dimension near this
 constexpr int64_t kMaxLayers = 4096;           // what the model loader accepts
+constexpr int64_t kBig40Layers = 13;           // big40: 1 dense + 12 MoE blocks
 
 // ---------------------------------------------------------------------------------------------
 // Families.
@@ -187,6 +188,19 @@ Spec bench(Arch arch) {
     return s;
 }
 
+// About 40 GB at Q4_K_M (1.7× a 24 GiB machine's RAM): DeepSeek-R1's attention and expert shapes
+// and vocabulary with fewer layers and half the experts, for the expert tier's acceptance runs.
+// Written with random blocks: quantizing 40 GB of floats would take hours.
+Spec big40() {
+    Spec s = deepseek2_base();
+    set_deepseek2_dims(s.hp, 129280, 7168, kBig40Layers, 128, 18432, {1536, 512, 128, 64, 128},
+                       {1, 128, 8, 1, 2048, 8, 4});
+    s.name = "Strata Synthetic DeepSeek-R1 (big40)";
+    s.target = recipe::Target::of_mix(recipe::Mix::Q4_K_M);
+    s.fill = Fill::Random;
+    return s;
+}
+
 Spec shape_only(std::string_view preset) {
     Spec s;
     if (preset == "r1-671b") {
@@ -249,6 +263,8 @@ const std::vector<PresetInfo>& presets() {
         {"bench", Arch::DeepSeek2, false, "2.5 GiB at Q4_K_M: 8 layers, 64 experts"},
         {"bench", Arch::Llama, false, "650 MiB at Q4_K_M: 16 layers"},
         {"bench", Arch::Qwen2, false, "820 MiB at Q4_K_M: 28 layers"},
+        {"big40", Arch::DeepSeek2, false,
+         "40 GB at Q4_K_M: R1's shapes, 13 layers, 128 experts (8 used); random fill"},
         {"r1-671b", Arch::DeepSeek2, true, "DeepSeek-R1 671B, 9 shards"},
         {"v2-lite", Arch::DeepSeek2, true, "DeepSeek-V2-Lite 16B"},
         {"r1-distill-llama-70b", Arch::Llama, true, "R1-Distill-Llama-70B"},
@@ -299,11 +315,37 @@ Spec make_spec(std::string_view preset, std::optional<Arch> arch) {
         s = tiny_lite(preset == "tiny-legacy");
     } else if (preset == "bench") {
         s = bench(*arch);
+    } else if (preset == "big40") {
+        s = big40();
     } else {
         s = shape_only(preset);
     }
     s.preset = std::string(preset);
     return s;
+}
+
+void set_fill(Spec& s, Fill fill) {
+    s.fill = fill;
+    if (fill == Fill::Auto || !s.shape_only) return;
+    s.shape_only = false;
+    s.reduced_tokenizer = false;
+}
+
+std::optional<Fill> parse_fill(std::string_view name) {
+    for (Fill f : {Fill::Auto, Fill::Quantize, Fill::Random})
+        if (fill_name(f) == name) return f;
+    return std::nullopt;
+}
+
+std::string_view fill_name(Fill fill) {
+    switch (fill) {
+        case Fill::Quantize:
+            return "quantize";
+        case Fill::Random:
+            return "random";
+        default:
+            return "auto";
+    }
 }
 
 void apply(Spec& s, const Overrides& o) {

@@ -22,6 +22,14 @@ struct Llama3Rope {
     int64_t orig_ctx = 8192;
 };
 
+// How tensor data is made.
+enum class Fill {
+    Auto,      // Random for models past kRandomFillFromBytes, Quantize below
+    Quantize,  // floats drawn, then quantized by the reference quantizer (llama-quantize's output)
+    Random,    // random valid quantized blocks written directly (synth/random_blocks.h): disk speed
+};
+inline constexpr uint64_t kRandomFillFromBytes = 4'000'000'000;
+
 struct Spec {
     std::string preset;
     std::string name;       // general.name
@@ -38,7 +46,16 @@ struct Spec {
     recipe::Target target;
     uint64_t seed = 0;
     uint64_t split_max_bytes = 0;  // llama-gguf-split --split-max-size; 0: one file
+    Fill fill = Fill::Auto;
 };
+
+// Sets how the data is made. A shape-only preset given an explicit fill becomes a model with data
+// and the family's full tokenizer (a loadable, runnable copy of the real model's shapes).
+void set_fill(Spec& spec, Fill fill);
+
+// "auto", "quantize", "random" → Fill; nullopt for other names.
+std::optional<Fill> parse_fill(std::string_view name);
+std::string_view fill_name(Fill fill);
 
 // Shape changes for the tiny and bench presets (shape-only presets keep their exact tables).
 struct Overrides {

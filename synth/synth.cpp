@@ -4,6 +4,7 @@
 
 #include <sys/statvfs.h>
 
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <set>
@@ -36,8 +37,16 @@ Layout make_layout(const Spec& spec) {
     const uint32_t n_shards = assign_shards(layout.tensors, spec.split_max_bytes);
     for (const TensorPlan& t : layout.tensors) layout.n_params += t.n_elements();
 
+    // Auto: random blocks once quantizing floats would take minutes (~80 ns a weight).
+    uint64_t data_bytes = 0;
+    for (const TensorPlan& t : layout.tensors) data_bytes += t.bytes;
+    Spec resolved = spec;
+    if (resolved.fill == Fill::Auto)
+        resolved.fill = data_bytes > kRandomFillFromBytes ? Fill::Random : Fill::Quantize;
+    layout.fill = resolved.fill;
+
     // The fills outlive this call: they share one copy of the spec.
-    const auto shared = std::make_shared<const Spec>(spec);
+    const auto shared = std::make_shared<const Spec>(std::move(resolved));
     layout.shards.resize(n_shards);
     write_metadata(layout.shards[0], spec, layout.n_params);
     if (n_shards > 1) {
@@ -73,6 +82,7 @@ std::vector<std::string> shard_paths(const std::string& path, size_t n_shards) {
 Written write_model(const Spec& spec, const std::string& path) {
     const Layout layout = make_layout(spec);
     Written w;
+    w.fill = layout.fill;
     w.paths = shard_paths(path, layout.shards.size());
     w.n_tensors = layout.tensors.size();
     w.n_params = layout.n_params;
@@ -81,7 +91,10 @@ Written write_model(const Spec& spec, const std::string& path) {
     uint64_t data_bytes = 0;
     if (!spec.shape_only) {
         std::set<quant::Type> types;
-        for (const TensorPlan& t : layout.tensors) types.insert(t.type);
+        Spec resolved = spec;
+        resolved.fill = layout.fill;
+        for (const TensorPlan& t : layout.tensors)
+            if (!fills_random(resolved, t)) types.insert(t.type);
         for (quant::Type t : types) require_quantizer(t);
     }
     for (const gguf::Writer& shard : layout.shards) {
@@ -93,6 +106,7 @@ Written write_model(const Spec& spec, const std::string& path) {
              format_bytes(data_bytes), data_bytes, format_bytes(*avail));
     }
 
+    const auto start = std::chrono::steady_clock::now();
     Progress progress(fmt::format("writing {}", path), w.file_bytes, true);
     uint64_t before = 0;
     std::vector<std::string> done;
@@ -110,6 +124,7 @@ Written write_model(const Spec& spec, const std::string& path) {
         throw;
     }
     progress.finish();
+    w.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return w;
 }
 

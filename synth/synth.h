@@ -18,6 +18,7 @@ struct Layout {
     std::vector<TensorPlan> tensors;   // in file order, each with its shard
     std::vector<gguf::Writer> shards;  // headers and tensor fills
     int64_t n_params = 0;
+    Fill fill = Fill::Quantize;  // as resolved from the spec's (never Auto)
 };
 
 // Plans the tensors, splits them into shards and prepares the writers. The fills draw from
@@ -33,6 +34,8 @@ struct Written {
     uint64_t file_bytes = 0;  // all shards, as their sizes say (holes included)
     size_t n_tensors = 0;
     int64_t n_params = 0;
+    Fill fill = Fill::Quantize;
+    double seconds = 0;  // writing, fsync included
 };
 
 // Writes the model to `path`, with a progress bar when it takes more than a second. Refuses,

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "runtime/error.h"
+#include "synth/random_blocks.h"
 
 namespace strata::synth {
 namespace {
@@ -154,9 +155,29 @@ void require_quantizer(quant::Type type) {
     fail("cannot quantize to type {}", quant::type_name(type));
 }
 
+bool fills_random(const Spec& spec, const TensorPlan& t) {
+    // Norm gains (1 + noise) and rope factors keep their exact values; they are small.
+    const bool random_init = t.init == Init::Normal || t.init == Init::MlaK || t.init == Init::MlaV;
+    return spec.fill == Fill::Random && random_init && has_random_blocks(t.type);
+}
+
 void fill_tensor(const Spec& spec, const TensorPlan& t, uint8_t* dst, size_t nbytes) {
     if (nbytes != t.bytes)
         fail("tensor '{}': {} bytes to fill, {} planned", t.name, nbytes, t.bytes);
+    if (fills_random(spec, t)) {
+        // Each row its own stream (as draw_row), so the bytes do not depend on the threads. The
+        // split MLA tensors are drawn on their own here, not as views of one attn_kv_b.
+        const uint64_t key = tensor_key(spec.seed, t.name) ^ 0x5EED0F0B10C5ull;
+        const int64_t rows = t.n_rows();
+        const int64_t blocks = t.ne[0] / quant::traits(t.type).block_size;
+        const size_t row_bytes = quant::row_bytes(t.type, t.ne[0]);
+#pragma omp parallel for schedule(dynamic, 64) if (rows * t.ne[0] >= (1 << 18))
+        for (int64_t r = 0; r < rows; ++r) {
+            random_blocks(t.type, mix64(key ^ mix64(static_cast<uint64_t>(r) + 1)), t.scale,
+                          dst + static_cast<size_t>(r) * row_bytes, blocks);
+        }
+        return;
+    }
     require_quantizer(t.type);
     const quant::QuantizeFn quantize = quant::traits(t.type).quantize;
     const RowSource source(spec, t);

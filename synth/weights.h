@@ -19,8 +19,12 @@ std::vector<float> llama3_rope_factors(const Llama3Rope& rope, int64_t n_rot, fl
 // Throws strata::Error (from quant::quantize_row) when `type` cannot be written yet.
 void require_quantizer(quant::Type type);
 
-// Writes the tensor's values, converted to its type, into dst (exactly t.bytes bytes). Rows are
-// drawn and quantized in parallel.
+// Whether fill_tensor() writes the tensor as random blocks (spec.fill is Random, the tensor is a
+// random matrix and its type has a block writer) rather than drawing and quantizing floats.
+bool fills_random(const Spec& spec, const TensorPlan& t);
+
+// Writes the tensor's values, converted to its type, into dst (exactly t.bytes bytes), or random
+// blocks of the same magnitudes where fills_random(). Rows are made in parallel.
 void fill_tensor(const Spec& spec, const TensorPlan& t, uint8_t* dst, size_t nbytes);
 
 // The tensor's values as floats (before conversion to its type), for tests and tools.

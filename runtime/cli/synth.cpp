@@ -14,7 +14,7 @@ namespace strata::cli {
 namespace {
 
 struct SynthArgs {
-    std::string arch, preset, out, type, split_max;
+    std::string arch, preset, out, type, split_max, fill;
     uint64_t seed = 0;
     bool list = false, legacy_mla = false, tied = false, untied = false, shape_only = false;
     synth::Overrides o;
@@ -79,6 +79,13 @@ void run(SynthArgs& a) {
         spec.target = *target;
     }
     spec.seed = a.seed;
+    if (!a.fill.empty()) {
+        const auto fill = synth::parse_fill(a.fill);
+        if (!fill)
+            throw UsageError(fmt::format("unknown --fill '{}' (auto, quantize, random)", a.fill));
+        if (a.shape_only) throw UsageError("--fill and --shape-only exclude each other");
+        synth::set_fill(spec, *fill);
+    }
     if (a.shape_only) spec.shape_only = true;
     if (!a.split_max.empty()) spec.split_max_bytes = parse_split_size(a.split_max);
     if (a.tied && a.untied) throw UsageError("--tied and --untied exclude each other");
@@ -91,10 +98,13 @@ void run(SynthArgs& a) {
     fmt::print("{}: {} {} model, {} tensors, {} parameters, {}{}\n", w.paths.front(),
                arch_name(spec.hp.arch), spec.preset, w.n_tensors, w.n_params,
                recipe::target_name(spec.target),
-               spec.shape_only ? ", shape only (data is a hole)" : "");
+               spec.shape_only                 ? ", shape only (data is a hole)"
+               : w.fill == synth::Fill::Random ? ", random blocks"
+                                               : "");
     for (const std::string& p : w.paths) fmt::print("  {}\n", p);
-    fmt::print("  {} in {} file{}\n", format_bytes(w.file_bytes), w.paths.size(),
-               w.paths.size() > 1 ? "s" : "");
+    fmt::print("  {} in {} file{}, written in {:.1f} s ({:.2f} GB/s)\n", format_bytes(w.file_bytes),
+               w.paths.size(), w.paths.size() > 1 ? "s" : "", w.seconds,
+               w.seconds > 0 ? static_cast<double>(w.file_bytes) / w.seconds / 1e9 : 0.0);
 }
 
 }  // namespace
@@ -113,6 +123,11 @@ void add_synth(CLI::App& app) {
                     "Q4_K_M, Q4_K_S, Q5_K_M, Q5_K_S, Q3_K_S/M/L (default: F32 for tiny presets, "
                     "Q4_K_M otherwise)");
     cmd->add_option("--seed", a->seed, "random seed (default 0)");
+    cmd->add_option("--fill", a->fill,
+                    "how data is made: quantize (floats through the reference quantizer), random "
+                    "(valid quantized blocks of the same magnitudes written directly, at disk "
+                    "speed) or auto (random past 4 GB; default). On a shape-only preset, writes "
+                    "that shape with data and a full tokenizer");
     cmd->add_option("--split-max-size", a->split_max,
                     "split into shards of at most SIZE (50G = 50e9 bytes)");
     cmd->add_flag("--list", a->list, "list the presets");
