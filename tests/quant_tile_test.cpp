@@ -310,6 +310,42 @@ TEST(QuantTile, ExactModeHasNoTiles) {
     }
 }
 
+// The AVX-512 tiles fold their lanes to the AVX2 kernels' (llama.cpp's order) for every type but
+// Q3_K: on realistic rows they must give the AVX2 vec_dot's floats bit for bit, so the default
+// mode stays as exact as STRATA_ISA=avx2.
+TEST(QuantTile, Avx512TilesSumInLlamaCppsAvx2Order) {
+    if (!cpu_runs(Isa::avx512))
+        GTEST_SKIP() << "this CPU (or its OS) lacks AVX-512: its tiles cannot run here";
+    const dispatch::KernelTable fast = dispatch::build_table(dispatch::features(), Isa::avx512);
+    const dispatch::KernelTable exact = dispatch::build_table(dispatch::features(), Isa::avx2);
+    std::mt19937 rng(41);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (Type type : {Type::Q4_0, Type::Q8_0, Type::Q2_K, Type::Q4_K, Type::Q5_K, Type::Q6_K}) {
+        ASSERT_NE(fast[type].tile, nullptr) << type_name(type);
+        ASSERT_EQ(exact[type].vec_dot_isa, Isa::avx2) << type_name(type);
+        const TypeTraits& t = traits(type);
+        const int64_t n = 2048, n_w = 5, n_a = 11;
+        Rows w = make_rows(type, n, n_w, 0, rng);
+        Rows a = make_rows(t.partner, n, n_a, 0, rng);
+        std::vector<float> f(static_cast<size_t>(n));
+        for (int64_t r = 0; r < n_w; ++r) {
+            for (float& v : f) v = 0.02f * normal(rng) + 0.005f;
+            quantize_row(type, f.data(), w.row(r), n);
+        }
+        for (int64_t r = 0; r < n_a; ++r) {
+            for (float& v : f) v = normal(rng);
+            traits(t.partner).quantize_activation(f.data(), a.row(r), n);
+        }
+        std::vector<float> y(static_cast<size_t>(n_w * n_a));
+        fast[type].tile(n, w.row(0), w.stride, n_w, a.row(0), a.stride, n_a, y.data(), n_w);
+        for (int64_t tt = 0; tt < n_a; ++tt)
+            for (int64_t r = 0; r < n_w; ++r)
+                ASSERT_EQ(y[static_cast<size_t>(tt * n_w + r)],
+                          exact[type].vec_dot(n, w.row(r), a.row(tt)))
+                    << type_name(type) << " row " << r << " activation " << tt;
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Activation quantizers of every level: the same bytes as the scalar references.
 

@@ -42,6 +42,14 @@ alignas(64) constexpr auto kQ6ScaleIdx = make_scale_index<8, 4, 0>();
 alignas(32) constexpr std::array<int16_t, 16> kMinIdx = {8,  8,  9,  9,  10, 10, 11, 11,
                                                          12, 12, 13, 13, 14, 14, 15, 15};
 
+// The 16 int32 lanes of a chunk product folded to llama.cpp's AVX2 8: lane l of a 64-element
+// chunk covers elements 4l..4l+3 of its first 32 and lane l + 8 the same of its second 32, which
+// AVX2 adds in one lane. Exact, so the block sums equal the AVX2 kernels' lane for lane, and the
+// float steps after it are theirs too.
+inline __m256i fold_lanes(__m512i v) {
+    return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+}
+
 inline __m512i load_idx(const std::array<int16_t, 32>& idx) {
     return _mm512_load_si512(idx.data());
 }
@@ -75,11 +83,13 @@ struct K4 {
         const auto* x = reinterpret_cast<const Block*>(w);
         const __m512i low4 = _mm512_set1_epi8(0x0F);
         const __m512i one = _mm512_set1_epi8(1);
-        __m512 acc[NA];
-        __m256 acc_mins[NA];
+        __m256 acc[NA];
+        __m128 acc_mins[NA];  // Q4_K: lane l = sub-blocks 2l and 2l + 1, as the AVX2 kernel
+        float mins[NA];       // Q5_K: one scalar, as the AVX2 kernel
         for (int t = 0; t < NA; ++t) {
-            acc[t] = _mm512_setzero_ps();
-            acc_mins[t] = _mm256_setzero_ps();
+            acc[t] = _mm256_setzero_ps();
+            acc_mins[t] = _mm_setzero_ps();
+            mins[t] = 0.0f;
         }
         for (int64_t i = 0; i < nb; ++i) {
             __m512i q[4];
@@ -101,8 +111,8 @@ struct K4 {
                 }
             }
             __m512i sc[4];
-            __m256i mins;
-            unpack_k4_scales(x[i].scales, sc, &mins);
+            __m256i mins16;
+            unpack_k4_scales(x[i].scales, sc, &mins16);
             const float d = half(x[i].d), dmin = half(x[i].dmin);
             for (int t = 0; t < NA; ++t) {
                 const auto* yb = reinterpret_cast<const block_q8_K*>(a + t * a_stride) + i;
@@ -111,17 +121,32 @@ struct K4 {
                     const __m512i q8 = _mm512_loadu_si512(yb->qs + 64 * c);
                     isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(q[c], q8), sc[c]);
                 }
-                acc[t] =
-                    _mm512_fmadd_ps(_mm512_set1_ps(d * yb->d), _mm512_cvtepi32_ps(isum), acc[t]);
+                acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * yb->d),
+                                         _mm256_cvtepi32_ps(fold_lanes(isum)), acc[t]);
                 const __m256i bsums =
                     _mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb->bsums));
-                const __m256i msum = _mm256_madd_epi16(mins, bsums);
-                acc_mins[t] = _mm256_fmadd_ps(_mm256_set1_ps(dmin * yb->d),
-                                              _mm256_cvtepi32_ps(msum), acc_mins[t]);
+                const __m256i msum = _mm256_madd_epi16(mins16, bsums);  // lane j: min j
+                const float dm = dmin * yb->d;
+                if constexpr (kFifthBit) {
+                    mins[t] += dm * static_cast<float>(hsum_epi32(msum));
+                } else {
+                    const __m128i lanes = _mm_hadd_epi32(_mm256_castsi256_si128(msum),
+                                                         _mm256_extracti128_si256(msum, 1));
+                    acc_mins[t] =
+                        _mm_fmadd_ps(_mm_set1_ps(-dm), _mm_cvtepi32_ps(lanes), acc_mins[t]);
+                }
             }
         }
-        for (int t = 0; t < NA; ++t)
-            y[t * y_stride] = _mm512_reduce_add_ps(acc[t]) - hsum256(acc_mins[t]);
+        for (int t = 0; t < NA; ++t) {
+            if constexpr (kFifthBit) {
+                y[t * y_stride] = hsum256(acc[t]) - mins[t];
+            } else {
+                // (l0 + l2) + (l1 + l3), as the AVX2 kernel adds the lanes.
+                __m128 m2 = _mm_add_ps(acc_mins[t], _mm_movehl_ps(acc_mins[t], acc_mins[t]));
+                m2 = _mm_add_ss(m2, _mm_movehdup_ps(m2));
+                y[t * y_stride] = hsum256(acc[t]) + _mm_cvtss_f32(m2);
+            }
+        }
     }
 };
 
@@ -136,8 +161,8 @@ struct Q6K {
         const auto* x = reinterpret_cast<const block_q6_K*>(w);
         const __m512i low4 = _mm512_set1_epi8(0x0F);
         const __m512i low2 = _mm512_set1_epi8(0x03);
-        __m512 acc[NA];
-        for (int t = 0; t < NA; ++t) acc[t] = _mm512_setzero_ps();
+        __m256 acc[NA];
+        for (int t = 0; t < NA; ++t) acc[t] = _mm256_setzero_ps();
         for (int64_t i = 0; i < nb; ++i) {
             __m512i u[4];
             for (int h = 0; h < 2; ++h) {
@@ -172,11 +197,11 @@ struct Q6K {
                     const __m512i q8 = _mm512_loadu_si512(yb->qs + 64 * c);
                     isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(u[c], q8), sc[c]);
                 }
-                acc[t] =
-                    _mm512_fmadd_ps(_mm512_set1_ps(d * yb->d), _mm512_cvtepi32_ps(isum), acc[t]);
+                acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * yb->d),
+                                         _mm256_cvtepi32_ps(fold_lanes(isum)), acc[t]);
             }
         }
-        for (int t = 0; t < NA; ++t) y[t * y_stride] = _mm512_reduce_add_ps(acc[t]);
+        for (int t = 0; t < NA; ++t) y[t * y_stride] = hsum256(acc[t]);
     }
 };
 
@@ -196,12 +221,8 @@ struct K2or3 {
         const auto* x = reinterpret_cast<const Block*>(w);
         const __m512i low2 = _mm512_set1_epi8(0x03);
         const __m512i one = _mm512_set1_epi8(1);
-        __m512 acc[NA];
-        __m256 acc_mins[NA];
-        for (int t = 0; t < NA; ++t) {
-            acc[t] = _mm512_setzero_ps();
-            acc_mins[t] = _mm256_setzero_ps();
-        }
+        __m256 acc[NA];
+        for (int t = 0; t < NA; ++t) acc[t] = _mm256_setzero_ps();
         for (int64_t i = 0; i < nb; ++i) {
             __m512i u[4];
             for (int h = 0; h < 2; ++h) {
@@ -251,20 +272,17 @@ struct K2or3 {
                     const __m512i q8 = _mm512_loadu_si512(yb->qs + 64 * c);
                     isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(u[c], q8), sc[c]);
                 }
-                acc[t] =
-                    _mm512_fmadd_ps(_mm512_set1_ps(d * yb->d), _mm512_cvtepi32_ps(isum), acc[t]);
                 if constexpr (!kQ3) {
+                    // Q2_K as the AVX2 kernel: the mins' share first, then the levels'.
                     const __m256i msum = _mm256_madd_epi16(mins16, bsums);
-                    acc_mins[t] = _mm256_fmadd_ps(_mm256_set1_ps(dmin * yb->d),
-                                                  _mm256_cvtepi32_ps(msum), acc_mins[t]);
+                    acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(-dmin * yb->d),
+                                             _mm256_cvtepi32_ps(msum), acc[t]);
                 }
+                acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * yb->d),
+                                         _mm256_cvtepi32_ps(fold_lanes(isum)), acc[t]);
             }
         }
-        for (int t = 0; t < NA; ++t) {
-            float sum = _mm512_reduce_add_ps(acc[t]);
-            if constexpr (!kQ3) sum -= hsum256(acc_mins[t]);
-            y[t * y_stride] = sum;
-        }
+        for (int t = 0; t < NA; ++t) y[t * y_stride] = hsum256(acc[t]);
     }
 
     // Q3_K's sixteen 6-bit scales (stored + 32) unpacked as ggml does, minus 32, as int8.

@@ -26,6 +26,14 @@ inline float hsum256(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+// Sum of the 8 int32 lanes.
+inline int32_t hsum_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
+    return _mm_cvtsi128_si32(s);
+}
+
 // Half-precision scale to float (F16C; exact, like fp16_to_fp32).
 inline float half(uint16_t h) {
     return _cvtsh_ss(h);
