@@ -2,6 +2,7 @@
 // references, registration follows the rules, and a table for a bare CPU is all scalar.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -55,7 +56,16 @@ TEST(QuantDispatch, FeaturesAgreeWithProcCpuinfo) {
 TEST(QuantDispatch, FeaturesAreDetectedOnceAndConsistently) {
     const CpuFeatures again = dispatch::detect_features();
     EXPECT_EQ(dispatch::to_string(again), dispatch::to_string(dispatch::features()));
-    EXPECT_EQ(&dispatch::features(), &dispatch::features());
+    // The table this process multiplies with was built for these features: unless STRATA_ISA
+    // caps it, the float types take AVX-512 kernels exactly when the CPU runs AVX-512, and the
+    // K-quants' vec_dot (registered at avx2 only) AVX2 exactly when it runs AVX2.
+    const char* cap = std::getenv("STRATA_ISA");
+    if (cap != nullptr && *cap != '\0') return;
+    const CpuFeatures& f = dispatch::features();
+    EXPECT_EQ(dispatch::kernels()[quant::Type::F32].vec_dot_isa,
+              f.avx512_set() ? dispatch::Isa::avx512 : dispatch::Isa::scalar);
+    EXPECT_EQ(dispatch::kernels()[quant::Type::Q4_K].vec_dot_isa,
+              f.avx2_set() ? dispatch::Isa::avx2 : dispatch::Isa::scalar);
 }
 
 TEST(QuantDispatch, ToStringListsFlagsAndOsRefusals) {

@@ -339,6 +339,18 @@ TEST_P(QuantVecDotIsa, KernelsMatchTheReference) {
     }
     std::printf("[ isa      ] %s: %d vec_dot kernels checked against the references\n",
                 name.c_str(), checked);
+    if (checked == 0) {
+        // A level that registers no vec_dot (amx today) must leave the level below untouched:
+        // the same kernel for every type, so that it runs exactly what was checked there.
+        const auto below = static_cast<dispatch::Isa>(static_cast<int>(isa) - 1);
+        const dispatch::KernelTable lower = dispatch::build_table(dispatch::features(), below);
+        for (Type type : kWeightTypes) {
+            EXPECT_EQ(table[type].vec_dot, lower[type].vec_dot) << name << " " << type_name(type);
+            EXPECT_EQ(table[type].vec_dot_isa, lower[type].vec_dot_isa) << type_name(type);
+        }
+        std::printf("[ isa      ] %s registers no vec_dot: its table equals %s's\n", name.c_str(),
+                    std::string(dispatch::isa_name(below)).c_str());
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(AllIsas, QuantVecDotIsa,

@@ -270,8 +270,8 @@ TEST(Synth, TinyPresetsFollowGoldenConventions) {
 // The same recipe gives llama-quantize's types for golden-like shapes, in its order.
 TEST(Synth, QuantizedTinyPresetsMatchGoldenMixes) {
     STRATA_REQUIRE_GOLDEN();
-    if (!can_quantize(Type::Q4_K) || !can_quantize(Type::Q6_K) || !can_quantize(Type::Q5_0))
-        GTEST_SKIP() << "K-quant quantizers are not in the traits table yet";
+    for (Type t : {Type::Q4_K, Type::Q6_K, Type::Q5_0})
+        ASSERT_TRUE(can_quantize(t)) << quant::type_name(t) << " has no quantizer";
     const auto manifest = load_ordered(test::golden_dir() / "manifest.json");
     const GoldenPair pairs[] = {
         {"tiny", Arch::DeepSeek2, "deepseek2.Q4_K_M.gguf"},

@@ -6,8 +6,14 @@
 //  - vec_dot_X: ggml_vec_dot_X, what llama.cpp runs for one activation row (decode), strided
 //    activations and expert products;
 //  - gemm_dot_X: llamafile's tinyBLAS, what it runs for batches of contiguous rows.
+//
+// The quantized formats have tile kernels (dispatch::TileFn: n_w weight rows x n_a activation
+// rows, each weight block unpacked once per group of up to 8 activation rows) built on VNNI;
+// their integer sums are the reference's, their float sums ordered differently. And the
+// activation quantizers, byte for byte the scalar references.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace strata::quant::avx512 {
@@ -18,5 +24,27 @@ float vec_dot_f16(int64_t n, const void* w, const void* a);    // × F16
 float gemm_dot_f16(int64_t n, const void* w, const void* a);   // × F16
 float vec_dot_bf16(int64_t n, const void* w, const void* a);   // × BF16
 float gemm_dot_bf16(int64_t n, const void* w, const void* a);  // × BF16
+
+// Tile kernels (kquants_tile.cpp: × Q8_K; legacy_tile.cpp: × Q8_0), signature of
+// dispatch::TileFn.
+void tile_q2_K(int64_t n, const void* w, size_t w_stride, int64_t n_w, const void* a,
+               size_t a_stride, int64_t n_a, float* y, int64_t y_stride);
+void tile_q3_K(int64_t n, const void* w, size_t w_stride, int64_t n_w, const void* a,
+               size_t a_stride, int64_t n_a, float* y, int64_t y_stride);
+void tile_q4_K(int64_t n, const void* w, size_t w_stride, int64_t n_w, const void* a,
+               size_t a_stride, int64_t n_a, float* y, int64_t y_stride);
+void tile_q5_K(int64_t n, const void* w, size_t w_stride, int64_t n_w, const void* a,
+               size_t a_stride, int64_t n_a, float* y, int64_t y_stride);
+void tile_q6_K(int64_t n, const void* w, size_t w_stride, int64_t n_w, const void* a,
+               size_t a_stride, int64_t n_a, float* y, int64_t y_stride);
+void tile_q8_0(int64_t n, const void* w, size_t w_stride, int64_t n_w, const void* a,
+               size_t a_stride, int64_t n_a, float* y, int64_t y_stride);
+void tile_q4_0(int64_t n, const void* w, size_t w_stride, int64_t n_w, const void* a,
+               size_t a_stride, int64_t n_a, float* y, int64_t y_stride);
+
+// Activation quantizers (activations.cpp).
+void quantize_activation_q8_0(const float* src, void* dst, int64_t n);
+void quantize_activation_q8_1(const float* src, void* dst, int64_t n);
+void quantize_activation_q8_K(const float* src, void* dst, int64_t n);
 
 }  // namespace strata::quant::avx512

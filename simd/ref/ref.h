@@ -12,6 +12,7 @@
 //    integer block sums combined with the scales as ggml combines them.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace strata::quant::ref {
@@ -80,5 +81,12 @@ float vec_dot_q4_K(int64_t n, const void* w, const void* a);
 float vec_dot_q5_K(int64_t n, const void* w, const void* a);
 float vec_dot_q6_K(int64_t n, const void* w, const void* a);
 float vec_dot_q8_K(int64_t n, const void* w, const void* a);
+
+// The tile seam's scalar twin (tile.cpp): what every dispatch::TileFn computes, one `dot` per
+// (weight row r, activation row t): y[t * y_stride + r] = dot(n, w + r * w_stride,
+// a + t * a_stride). `dot` is the type's vec_dot reference.
+void tile(float (*dot)(int64_t, const void*, const void*), int64_t n, const void* w,
+          size_t w_stride, int64_t n_w, const void* a, size_t a_stride, int64_t n_a, float* y,
+          int64_t y_stride);
 
 }  // namespace strata::quant::ref

@@ -1,0 +1,88 @@
+// Small AVX-512 building blocks shared by the tile kernels of this folder (AVX-512 translation
+// units only), and the driver that splits a tile into groups of activation rows.
+#pragma once
+
+// GCC 12's AVX-512 intrinsics (_mm512_cvtepi32_ps, _mm512_max_ps, _mm512_shuffle_i64x2, ...)
+// start from a self-initialised "undefined" vector that -Wmaybe-uninitialized flags once they
+// are inlined; the value is never read. The pragma has to come before immintrin.h, so this header
+// is the first include of the files that use it (AVX-512 translation units only).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace strata::quant::avx512 {
+
+// Sum of the 8 lanes.
+inline float hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+// Sum of the 8 int32 lanes.
+inline int32_t hsum_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
+    return _mm_cvtsi128_si32(s);
+}
+
+// Half-precision scale to float (F16C; exact, like fp16_to_fp32).
+inline float half(uint16_t h) {
+    return _cvtsh_ss(h);
+}
+
+// The most activation rows a kernel keeps accumulators for: 8 rows x 2 accumulators stay within
+// the 32 vector registers beside the unpacked weight block (ik_llama.cpp uses the same bound).
+inline constexpr int kMaxRows = 8;
+
+// Runs Kernel::row<NA>(n_blocks, weight row, activation rows, a_stride, y, y_stride) for every
+// weight row and every group of up to kMaxRows activation rows. Weight rows outermost: a row is
+// unpacked once per group and stays in L1 while the groups after the first reuse it.
+template <typename Kernel>
+void run_tile(int64_t n_blocks, const uint8_t* w, size_t w_stride, int64_t n_w, const uint8_t* a,
+              size_t a_stride, int64_t n_a, float* y, int64_t y_stride) {
+    for (int64_t r = 0; r < n_w; ++r) {
+        const uint8_t* wr = w + static_cast<size_t>(r) * w_stride;
+        int64_t t = 0;
+        for (; t + kMaxRows <= n_a; t += kMaxRows)
+            Kernel::template row<kMaxRows>(n_blocks, wr, a + static_cast<size_t>(t) * a_stride,
+                                           a_stride, y + t * y_stride + r, y_stride);
+        const uint8_t* at = a + static_cast<size_t>(t) * a_stride;
+        float* yt = y + t * y_stride + r;
+        switch (n_a - t) {
+            case 1:
+                Kernel::template row<1>(n_blocks, wr, at, a_stride, yt, y_stride);
+                break;
+            case 2:
+                Kernel::template row<2>(n_blocks, wr, at, a_stride, yt, y_stride);
+                break;
+            case 3:
+                Kernel::template row<3>(n_blocks, wr, at, a_stride, yt, y_stride);
+                break;
+            case 4:
+                Kernel::template row<4>(n_blocks, wr, at, a_stride, yt, y_stride);
+                break;
+            case 5:
+                Kernel::template row<5>(n_blocks, wr, at, a_stride, yt, y_stride);
+                break;
+            case 6:
+                Kernel::template row<6>(n_blocks, wr, at, a_stride, yt, y_stride);
+                break;
+            case 7:
+                Kernel::template row<7>(n_blocks, wr, at, a_stride, yt, y_stride);
+                break;
+            default:
+                break;
+        }
+    }
+}
+
+}  // namespace strata::quant::avx512
