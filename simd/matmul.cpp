@@ -113,6 +113,30 @@ void matmul(const Matrix& w, const Activations& a, float* y, int64_t y_stride, P
     });
 }
 
+void matmul_batch(std::span<const Product> products) {
+    struct Chunk {
+        size_t product;
+        int64_t r0, r1;
+    };
+    int64_t rows = 0, work = 0;
+    for (const Product& p : products) {
+        rows += p.w->n_out;
+        work += p.w->n_out * p.a->n_rows() * p.w->n_in;
+    }
+    const int64_t size = row_chunk(rows, team_size());
+    std::vector<Chunk> chunks;
+    for (size_t i = 0; i < products.size(); ++i) {
+        const int64_t n_out = products[i].w->n_out;
+        for (int64_t r0 = 0; r0 < n_out; r0 += size)
+            chunks.push_back({i, r0, std::min(n_out, r0 + size)});
+    }
+    parallel_for(static_cast<int64_t>(chunks.size()), work, [&](int64_t c) {
+        const Chunk& ch = chunks[static_cast<size_t>(c)];
+        const Product& p = products[ch.product];
+        matmul_rows(*p.w, ch.r0, ch.r1, *p.a, p.y, p.y_stride, p.path);
+    });
+}
+
 void matmul(const Matrix& w, const float* x, int64_t x_stride, int64_t n_rows, float* y,
             int64_t y_stride, Activations& scratch, Path path) {
     scratch.quantize(quant::traits(w.type).partner, x, x_stride, w.n_in, n_rows);

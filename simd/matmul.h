@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "simd/quant.h"
@@ -109,6 +110,19 @@ void matmul(const Matrix& w, const Activations& a, float* y, int64_t y_stride,
 // one dot product per (weight row, activation row).
 void matmul_rows(const Matrix& w, int64_t r0, int64_t r1, const Activations& a, float* y,
                  int64_t y_stride, Path path = Path::Gemm);
+
+// One product of a batch (matmul_batch).
+struct Product {
+    const Matrix* w = nullptr;
+    const Activations* a = nullptr;  // in w's partner format
+    float* y = nullptr;              // (a->n_rows(), y_stride)
+    int64_t y_stride = 0;
+    Path path = Path::Gemm;
+};
+
+// Several independent products as one job of the pass's team (chunks of every product's rows),
+// e.g. Q, K and V of one input: one barrier instead of one per product. Results equal matmul's.
+void matmul_batch(std::span<const Product> products);
 
 // Rows per task when a product of n_out rows is split for `threads` threads: a few tasks per
 // thread so that none idles at the tail, in multiples of 16 rows (whole tiles).

@@ -201,10 +201,9 @@ class DeepSeek2Forward final : public Forward {
         const int64_t lat_w = lora + n_extra_;  // the latent (legacy files: and what it keeps)
 
         in_.set(xn, n_embd, n_embd, n);
-        float* q = queries(L, n);
-        tap("q", il, q, n * q_dim);
         float* kv = grow(kv_, n * kv_w);
-        simd::matmul(L.wkv_a, in_.for_weights(L.wkv_a), kv, kv_w);
+        float* q = queries(L, n, {&L.wkv_a, &in_.for_weights(L.wkv_a), kv, kv_w});
+        tap("q", il, q, n * q_dim);
         tap("kv_cmpr_pe", il, kv, n * kv_w);
 
         // Cache rows: [rms_norm(latent) | legacy files: kept partner-format data (round_latents)
@@ -433,19 +432,22 @@ class DeepSeek2Forward final : public Forward {
     }
 
     // q (n, n_head · (qk_nope + qk_rope)) of the normalised rows in in_, through the q_lora
-    // bottleneck or attn_q; the rope parts not yet rotated.
-    float* queries(const MlaLayer& L, int64_t n) {
+    // bottleneck or attn_q; the rope parts not yet rotated. `beside`, another product of the same
+    // input (KV-A), runs in one job with the first projection.
+    float* queries(const MlaLayer& L, int64_t n, const simd::Product& beside) {
         const int64_t q_dim = hp_.n_head * (hp_.qk_nope + hp_.qk_rope);
         float* q = grow(q_, n * q_dim);
         if (L.q_lora) {
             const int64_t r = L.wq_a.n_out;
             float* qa = grow(qa_, n * r);
-            simd::matmul(L.wq_a, in_.for_weights(L.wq_a), qa, r);
+            const simd::Product first[] = {{&L.wq_a, &in_.for_weights(L.wq_a), qa, r}, beside};
+            simd::matmul_batch(first);
             for (int64_t t = 0; t < n; ++t)
                 ops::rms_norm(qa + t * r, L.q_a_norm.data(), r, hp_.rms_eps, qa + t * r);
             simd::matmul(L.wq_b, qa, r, n, q, q_dim, act_);
         } else {
-            simd::matmul(L.wq, in_.for_weights(L.wq), q, q_dim);
+            const simd::Product first[] = {{&L.wq, &in_.for_weights(L.wq), q, q_dim}, beside};
+            simd::matmul_batch(first);
         }
         return q;
     }
@@ -463,9 +465,8 @@ class DeepSeek2Forward final : public Forward {
         const int64_t row = lora + rope, kvb_head = nope + v_head;
 
         in_.set(xn, n_embd, n_embd, n);
-        float* q = queries(L, n);
         float* kv = grow(kv_, n * row);
-        simd::matmul(L.wkv_a, in_.for_weights(L.wkv_a), kv, row);
+        float* q = queries(L, n, {&L.wkv_a, &in_.for_weights(L.wkv_a), kv, row});
         float* latent = grow(lat_, n * lora);  // (n, kv_lora) normalised
         for (int64_t t = 0; t < n; ++t) {
             const float* table = tables.data() + t * rope_.n_rot;

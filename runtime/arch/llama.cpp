@@ -88,10 +88,15 @@ class GqaForward final : public Forward {
         float* k = grow(k_, n * kv_dim);
         float* v = grow(v_, n * kv_dim);
         float* att = grow(att_, n * q_dim);
-        in_.set(xn, n_embd, n_embd, n);  // converted once for Q, K and V
-        project(L.wq, L.bq, n, q);
-        project(L.wk, L.bk, n, k);
-        project(L.wv, L.bv, n, v);
+        // Q, K and V: the input converted once, the three products one job.
+        in_.set(xn, n_embd, n_embd, n);
+        const simd::Product qkv[] = {{&L.wq, &in_.for_weights(L.wq), q, q_dim},
+                                     {&L.wk, &in_.for_weights(L.wk), k, kv_dim},
+                                     {&L.wv, &in_.for_weights(L.wv), v, kv_dim}};
+        simd::matmul_batch(qkv);
+        add_bias(L.bq, n, q_dim, q);
+        add_bias(L.bk, n, kv_dim, k);
+        add_bias(L.bv, n, kv_dim, v);
         tap("Qcur", il, q, n * q_dim);
         tap("Kcur", il, k, n * kv_dim);
         tap("Vcur", il, v, n * kv_dim);
@@ -117,11 +122,10 @@ class GqaForward final : public Forward {
         simd::matmul(L.wo, att, q_dim, n, out, n_embd, act_);
     }
 
-    // y (n, w.n_out) = w · in_ (+ bias).
-    void project(const simd::Matrix& w, const std::vector<float>& bias, int64_t n, float* y) {
-        simd::matmul(w, in_.for_weights(w), y, w.n_out);
+    // y (n, width) += bias, when there is one.
+    static void add_bias(const std::vector<float>& bias, int64_t n, int64_t width, float* y) {
         if (bias.empty()) return;
-        for (int64_t t = 0; t < n; ++t) ops::add(y + t * w.n_out, bias.data(), w.n_out);
+        for (int64_t t = 0; t < n; ++t) ops::add(y + t * width, bias.data(), width);
     }
 
     const Model& model_;
