@@ -1,12 +1,11 @@
 // Session: context bookkeeping around the forward pass.
 #include "runtime/session.h"
 
-#include <omp.h>
-
 #include <algorithm>
 
 #include "runtime/arch/forward.h"
 #include "runtime/error.h"
+#include "simd/parallel.h"
 
 namespace strata {
 namespace {
@@ -23,16 +22,20 @@ Session::Session(const Model& model, const SessionOptions& options)
       forward_(make_forward(model, options.mla_legacy)),
       cache_(forward_->kv_layout(),
              options.n_ctx > 0 ? options.n_ctx : default_ctx(model.hparams())),
-      n_batch_(options.n_batch) {
+      n_batch_(options.n_batch),
+      n_threads_(options.n_threads) {
     if (options.n_ctx < 0) fail("--ctx is {}, expected a positive number of tokens", options.n_ctx);
     if (n_batch_ <= 0) fail("--batch is {}, expected a positive number of tokens", n_batch_);
     if (options.n_threads < 0)
         fail("--threads is {}, expected a positive number", options.n_threads);
-    if (options.n_threads > 0) omp_set_num_threads(options.n_threads);
     last_.resize(static_cast<size_t>(n_vocab()));
 }
 
 Session::~Session() = default;
+
+int Session::n_threads() const {
+    return n_threads_ > 0 ? n_threads_ : simd::team_size();
+}
 Session::Session(Session&&) noexcept = default;
 Session& Session::operator=(Session&&) noexcept = default;
 
@@ -55,8 +58,12 @@ void Session::evaluate(std::span<const int32_t> tokens, bool all_logits, float* 
         const bool last_batch = done + m == n;
         // Earlier batches only fill the cache unless every token's logits are wanted.
         float* out = all_logits ? logits + done * vocab : (last_batch ? logits : nullptr);
-        forward_->run(tokens.subspan(static_cast<size_t>(done), static_cast<size_t>(m)), n_past(),
-                      cache_, all_logits, out);
+        // One thread team per forward pass (simd/parallel.h), of the size this session was
+        // given: nothing process-wide changes.
+        simd::run_pass(n_threads_, [&] {
+            forward_->run(tokens.subspan(static_cast<size_t>(done), static_cast<size_t>(m)),
+                          n_past(), cache_, all_logits, out);
+        });
         tokens_.insert(tokens_.end(), tokens.begin() + done, tokens.begin() + done + m);
     }
 }

@@ -25,7 +25,7 @@ class Forward;
 struct SessionOptions {
     int64_t n_ctx = 0;      // cache positions; 0: the training context, at most 4096
     int64_t n_batch = 512;  // tokens per forward pass when prefilling
-    int n_threads = 0;      // OpenMP threads; 0 keeps OpenMP's default (one per core)
+    int n_threads = 0;      // threads of a forward pass; 0: OpenMP's default (one per core)
     // deepseek2 files with the legacy attn_kv_b: compressed cache (default) or per-head K/V.
     MlaLegacy mla_legacy = MlaLegacy::Compressed;
 };
@@ -45,6 +45,8 @@ class Session {
     // The tokens whose keys and values the cache holds, in order.
     const std::vector<int32_t>& tokens() const { return tokens_; }
     size_t cache_bytes() const { return cache_.bytes(); }
+    // Threads a forward pass runs on.
+    int n_threads() const;
 
     // Appends tokens to the context; returns the last one's logits (n_vocab floats, valid until
     // the next call).
@@ -70,6 +72,7 @@ class Session {
     std::unique_ptr<Forward> forward_;
     KvCache cache_;
     int64_t n_batch_;
+    int n_threads_;                // threads of a forward pass; 0: OpenMP's default
     std::vector<int32_t> tokens_;  // (n_past) what the cache holds
     std::vector<float> last_;      // (n_vocab) logits of the last evaluated token
     int64_t reused_ = 0;

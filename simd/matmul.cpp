@@ -1,10 +1,12 @@
-// The matrix product seam: partner-format conversion of activation rows, then one dot product per
-// (weight row, activation row), weight rows split across threads.
+// The matrix product seam: partner-format conversion of activation rows, then tiles of (weight
+// rows × activation rows), weight rows split in chunks over the pass's team.
 #include "simd/matmul.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "simd/dispatch.h"
+#include "simd/parallel.h"
 
 namespace strata::simd {
 namespace {
@@ -15,11 +17,6 @@ namespace {
 quant::QuantizeFn activation_converter(quant::Type partner) {
     return dispatch::kernels()[partner].quantize_activation;
 }
-
-// Below this many multiply-adds a product runs on the calling thread: waking the team costs more
-// than it saves. Measured with `strata run --tokens … --threads 1|2` on the golden 256-wide
-// llama (2 cores, other builds running): at 1 << 16 two threads decoded 5× slower than one.
-constexpr int64_t kParallelWork = 1 << 18;
 
 }  // namespace
 
@@ -44,11 +41,23 @@ void Activations::quantize(quant::Type partner, const float* x, int64_t x_stride
     row_bytes_ = quant::row_bytes(partner, n_in);
     bytes_.resize(row_bytes_ * static_cast<size_t>(n_rows));
     const quant::QuantizeFn convert = activation_converter(partner);
-    const bool parallel = n_rows * n_in >= kParallelWork;
-#pragma omp parallel for schedule(static) if (parallel)
-    for (int64_t i = 0; i < n_rows; ++i) {
-        convert(x + i * x_stride, bytes_.data() + static_cast<size_t>(i) * row_bytes_, n_in);
-    }
+    uint8_t* out = bytes_.data();
+    const size_t rb = row_bytes_;
+    parallel_for(n_rows, n_rows * n_in, [&](int64_t i) {
+        convert(x + i * x_stride, out + static_cast<size_t>(i) * rb, n_in);
+    });
+}
+
+void Activations::gather(const Activations& src, const int64_t* rows, int64_t n_rows) {
+    type_ = src.type_;
+    n_in_ = src.n_in_;
+    n_rows_ = n_rows;
+    direct_ = nullptr;  // F32 rows are copied too: the source's may be gone by the product
+    row_bytes_ = quant::row_bytes(type_, n_in_);
+    bytes_.resize(row_bytes_ * static_cast<size_t>(n_rows));
+    for (int64_t i = 0; i < n_rows; ++i)
+        std::memcpy(bytes_.data() + static_cast<size_t>(i) * row_bytes_, src.row(rows[i]),
+                    row_bytes_);
 }
 
 bool takes_gemm_order(quant::Type type, int64_t n_in, int64_t n_out, int64_t n_rows, Path path) {
@@ -65,52 +74,67 @@ bool takes_gemm_order(quant::Type type, int64_t n_in, int64_t n_out, int64_t n_r
     }
 }
 
-namespace {
-
-// Tile sizes of the tile path: 16 weight rows (a K-quant row of 2048 is 1.1 KiB, so a chunk
-// stays in L1 while every activation row passes) by 64 activation rows (Q8_K rows of 2048 take
-// 2.3 KiB each: 150 KiB of activations stay in L2 across the chunk's weight rows).
-constexpr int64_t kTileWeightRows = 16;
-constexpr int64_t kTileActivationRows = 64;
-
-void matmul_tiles(dispatch::TileFn tile, const Matrix& w, const Activations& a, float* y,
-                  int64_t y_stride, bool parallel) {
-    const int64_t n_out = w.n_out, n_rows = a.n_rows();
-    const size_t a_stride = n_rows > 1 ? static_cast<size_t>(static_cast<const uint8_t*>(a.row(1)) -
-                                                             static_cast<const uint8_t*>(a.row(0)))
-                                       : 0;
-    const int64_t n_chunks = (n_out + kTileWeightRows - 1) / kTileWeightRows;
-#pragma omp parallel for schedule(static) if (parallel)
-    for (int64_t c = 0; c < n_chunks; ++c) {
-        const int64_t r0 = c * kTileWeightRows;
-        const int64_t nr = std::min(kTileWeightRows, n_out - r0);
-        for (int64_t t0 = 0; t0 < n_rows; t0 += kTileActivationRows) {
-            const int64_t nt = std::min(kTileActivationRows, n_rows - t0);
-            tile(w.n_in, w.row(r0), w.row_stride, nr, a.row(t0), a_stride, nt,
-                 y + t0 * y_stride + r0, y_stride);
-        }
-    }
+int64_t row_chunk(int64_t n_out, int threads) {
+    // Four tasks per thread: enough to even out a tail, few enough that claiming one costs
+    // nothing next to its rows.
+    const int64_t tasks = 4 * static_cast<int64_t>(std::max(threads, 1));
+    const int64_t rows = (n_out + tasks - 1) / tasks;
+    return std::max<int64_t>(16, (rows + 15) / 16 * 16);
 }
 
-}  // namespace
-
-void matmul(const Matrix& w, const Activations& a, float* y, int64_t y_stride, Path path) {
-    const int64_t n_in = w.n_in, n_out = w.n_out, n_rows = a.n_rows();
+void matmul_rows(const Matrix& w, int64_t r0, int64_t r1, const Activations& a, float* y,
+                 int64_t y_stride, Path path) {
+    const int64_t n_in = w.n_in, n_rows = a.n_rows();
+    if (r1 <= r0 || n_rows == 0) return;
     const dispatch::TypeKernels& k = dispatch::kernels()[w.type];
-    if (k.tile != nullptr) {
-        matmul_tiles(k.tile, w, a, y, y_stride, n_out * n_rows * n_in >= kParallelWork);
+    // llama.cpp's order for the float types depends on the whole product's shape, not the chunk.
+    const bool gemm = takes_gemm_order(w.type, n_in, w.n_out, n_rows, path);
+    if (k.tile && !gemm) {
+        k.tile(n_in, w.row(r0), w.row_stride, r1 - r0, a.row(0), a.row_stride(), n_rows, y + r0,
+               y_stride);
         return;
     }
-    const quant::VecDotFn dot =
-        takes_gemm_order(w.type, n_in, n_out, n_rows, path) ? k.gemm_dot : k.vec_dot;
-    const bool parallel = n_out * n_rows * n_in >= kParallelWork;
+    const quant::VecDotFn dot = gemm ? k.gemm_dot : k.vec_dot;
     // Weight rows outermost: each row is read from memory once and reused for every activation
     // row while it is in cache.
-#pragma omp parallel for schedule(static) if (parallel)
-    for (int64_t r = 0; r < n_out; ++r) {
+    for (int64_t r = r0; r < r1; ++r) {
         const uint8_t* wr = w.row(r);
         for (int64_t t = 0; t < n_rows; ++t) y[t * y_stride + r] = dot(n_in, wr, a.row(t));
     }
+}
+
+void matmul(const Matrix& w, const Activations& a, float* y, int64_t y_stride, Path path) {
+    const int64_t n_out = w.n_out;
+    const int64_t chunk = row_chunk(n_out, team_size());
+    const int64_t n_tasks = (n_out + chunk - 1) / chunk;
+    parallel_for(n_tasks, n_out * a.n_rows() * w.n_in, [&](int64_t i) {
+        const int64_t r0 = i * chunk;
+        matmul_rows(w, r0, std::min(n_out, r0 + chunk), a, y, y_stride, path);
+    });
+}
+
+void matmul_batch(std::span<const Product> products) {
+    struct Chunk {
+        size_t product;
+        int64_t r0, r1;
+    };
+    int64_t rows = 0, work = 0;
+    for (const Product& p : products) {
+        rows += p.w->n_out;
+        work += p.w->n_out * p.a->n_rows() * p.w->n_in;
+    }
+    const int64_t size = row_chunk(rows, team_size());
+    std::vector<Chunk> chunks;
+    for (size_t i = 0; i < products.size(); ++i) {
+        const int64_t n_out = products[i].w->n_out;
+        for (int64_t r0 = 0; r0 < n_out; r0 += size)
+            chunks.push_back({i, r0, std::min(n_out, r0 + size)});
+    }
+    parallel_for(static_cast<int64_t>(chunks.size()), work, [&](int64_t c) {
+        const Chunk& ch = chunks[static_cast<size_t>(c)];
+        const Product& p = products[ch.product];
+        matmul_rows(*p.w, ch.r0, ch.r1, *p.a, p.y, p.y_stride, p.path);
+    });
 }
 
 void matmul(const Matrix& w, const float* x, int64_t x_stride, int64_t n_rows, float* y,

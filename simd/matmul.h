@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "simd/quant.h"
@@ -44,9 +45,17 @@ class Activations {
     void quantize(quant::Type partner, const float* x, int64_t x_stride, int64_t n_in,
                   int64_t n_rows);
 
+    // Rows rows[0], rows[1], … of `src` (already converted), copied: a gathered batch, e.g. the
+    // tokens routed to one expert, converted once with the others.
+    void gather(const Activations& src, const int64_t* rows, int64_t n_rows);
+
     quant::Type type() const { return type_; }
     int64_t n_in() const { return n_in_; }
     int64_t n_rows() const { return n_rows_; }
+    // Bytes from one converted row to the next.
+    size_t row_stride() const {
+        return direct_ ? static_cast<size_t>(direct_stride_) * sizeof(float) : row_bytes_;
+    }
     const void* row(int64_t i) const {
         return direct_
                    ? static_cast<const void*>(direct_ + i * direct_stride_)
@@ -90,9 +99,34 @@ bool takes_gemm_order(quant::Type type, int64_t n_in, int64_t n_out, int64_t n_r
 bool can_multiply(quant::Type type);
 
 // y[t * y_stride + r] = row r of w · activation row t, for t < a.n_rows(), r < w.n_out.
-// `a` must be in w's partner format with n_in = w.n_in. Rows are split across OpenMP threads.
+// `a` must be in w's partner format with n_in = w.n_in. Weight rows are split in chunks over the
+// pass's team (simd/parallel.h).
 void matmul(const Matrix& w, const Activations& a, float* y, int64_t y_stride,
             Path path = Path::Gemm);
+
+// The same for weight rows [r0, r1) only, on the calling thread: a task's share of a product,
+// for callers that put several products into one job (the experts of a layer). The weight type's
+// tile kernel takes it when it has one and llama.cpp's float order is not asked for; otherwise
+// one dot product per (weight row, activation row).
+void matmul_rows(const Matrix& w, int64_t r0, int64_t r1, const Activations& a, float* y,
+                 int64_t y_stride, Path path = Path::Gemm);
+
+// One product of a batch (matmul_batch).
+struct Product {
+    const Matrix* w = nullptr;
+    const Activations* a = nullptr;  // in w's partner format
+    float* y = nullptr;              // (a->n_rows(), y_stride)
+    int64_t y_stride = 0;
+    Path path = Path::Gemm;
+};
+
+// Several independent products as one job of the pass's team (chunks of every product's rows),
+// e.g. Q, K and V of one input: one barrier instead of one per product. Results equal matmul's.
+void matmul_batch(std::span<const Product> products);
+
+// Rows per task when a product of n_out rows is split for `threads` threads: a few tasks per
+// thread so that none idles at the tail, in multiples of 16 rows (whole tiles).
+int64_t row_chunk(int64_t n_out, int threads);
 
 // The same, converting the float rows x (row t at x + t * x_stride) first; `scratch` keeps the
 // converted rows between calls to avoid reallocating.

@@ -67,8 +67,9 @@ TEST(MlaLegacy, CompressedCacheHoldsTheLatentAndRopePartPerTokenAndLayer) {
     ASSERT_FALSE(m.hparams().mla_split);
     const int64_t n_ctx = 37;
     const Session compressed(m, {.n_ctx = n_ctx});
+    // The compressed row, and the latent again transposed for attention's weighted sum.
     EXPECT_EQ(compressed.cache_bytes(),
-              static_cast<size_t>(s.n_layer * n_ctx * (s.kv_lora + s.qk_rope)) * sizeof(float));
+              static_cast<size_t>(s.n_layer * n_ctx * (2 * s.kv_lora + s.qk_rope)) * sizeof(float));
     const Session per_head(m, {.n_ctx = n_ctx, .mla_legacy = MlaLegacy::PerHead});
     EXPECT_EQ(per_head.cache_bytes(), static_cast<size_t>(s.n_layer * n_ctx * s.n_head *
                                                           (s.qk_nope + s.qk_rope + s.v_head)) *
@@ -77,15 +78,17 @@ TEST(MlaLegacy, CompressedCacheHoldsTheLatentAndRopePartPerTokenAndLayer) {
     // A Q5_1 attn_kv_b adds the Q8_1 blocks' half-precision sums, kv_lora / 32 per row.
     const test::TinySpec s51 = legacy_spec(quant::Type::Q5_1, 3);
     const Model m51 = test::load_tiny_model(s51, dir / "q51.gguf");
-    EXPECT_EQ(Session(m51, {.n_ctx = n_ctx}).cache_bytes(),
-              static_cast<size_t>(s.n_layer * n_ctx * (s.kv_lora + s.kv_lora / 32 + s.qk_rope)) *
-                  sizeof(float));
+    EXPECT_EQ(
+        Session(m51, {.n_ctx = n_ctx}).cache_bytes(),
+        static_cast<size_t>(s.n_layer * n_ctx * (2 * (s.kv_lora + s.kv_lora / 32) + s.qk_rope)) *
+            sizeof(float));
     // A Q4_K one keeps the Q8_K blocks' scales, kv_lora / 256 per row.
     const test::TinySpec s4k = legacy_spec(quant::Type::Q4_K, 3);
     const Model m4k = test::load_tiny_model(s4k, dir / "q4k.gguf");
-    EXPECT_EQ(Session(m4k, {.n_ctx = n_ctx}).cache_bytes(),
-              static_cast<size_t>(s.n_layer * n_ctx * (s.kv_lora + s.kv_lora / 256 + s.qk_rope)) *
-                  sizeof(float));
+    EXPECT_EQ(
+        Session(m4k, {.n_ctx = n_ctx}).cache_bytes(),
+        static_cast<size_t>(s.n_layer * n_ctx * (2 * (s.kv_lora + s.kv_lora / 256) + s.qk_rope)) *
+            sizeof(float));
 
     // A split file ignores the option: its cache is always the compressed one.
     test::TinySpec split = s;
@@ -213,8 +216,8 @@ TEST(MlaLegacy, CommandLineOption) {
     const std::string bench = "bench -m " + (dir / "m.gguf").string() + " -p 6 -n 2 --json";
     const int64_t n_ctx = 8;  // bench's context: prompt + generated
     for (const auto& [flag, width] :
-         {std::pair{std::string(), s.kv_lora + s.qk_rope},
-          std::pair{std::string(" --mla-legacy compressed"), s.kv_lora + s.qk_rope},
+         {std::pair{std::string(), 2 * s.kv_lora + s.qk_rope},
+          std::pair{std::string(" --mla-legacy compressed"), 2 * s.kv_lora + s.qk_rope},
           std::pair{std::string(" --mla-legacy per-head"),
                     s.n_head * (s.qk_nope + s.qk_rope + s.v_head)}}) {
         SCOPED_TRACE(flag);

@@ -160,11 +160,12 @@ TEST_F(SessionErrors, DefaultContextIsBounded) {
     const Session s(*model_);
     EXPECT_EQ(s.n_ctx(), 4096);  // the file says 4096; the default never exceeds 4096
     EXPECT_GT(s.cache_bytes(), 0u);
-    // MLA: one compressed row per token and layer, not per-head keys and values.
+    // MLA: one compressed row per token and layer (and its latent transposed), not per-head
+    // keys and values.
     const HParams& hp = model_->hparams();
-    EXPECT_EQ(
-        s.cache_bytes(),
-        static_cast<size_t>(hp.n_layer * 4096 * (hp.kv_lora_rank + hp.qk_rope)) * sizeof(float));
+    EXPECT_EQ(s.cache_bytes(),
+              static_cast<size_t>(hp.n_layer * 4096 * (2 * hp.kv_lora_rank + hp.qk_rope)) *
+                  sizeof(float));
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include "runtime/arch/tap.h"
 #include "runtime/ops.h"
 #include "simd/float_order.h"
+#include "simd/parallel.h"
 
 namespace strata::arch {
 
@@ -15,25 +16,12 @@ int64_t kv_view_length(int64_t n_used) {
 }
 
 void attend(const AttentionShape& s, const KvCache& cache, int64_t layer, int64_t pos0, int64_t n,
-            const float* q, int64_t q_stride, float* out, int64_t out_stride,
-            std::vector<float>& scratch) {
+            const float* q, int64_t q_stride, float* out, int64_t out_stride) {
     const int64_t group = s.n_head / s.n_head_kv;
     const int64_t n_used = pos0 + n;              // cache positions this batch can see
     const int64_t n_kv = kv_view_length(n_used);  // the reference's cache view, later ones masked
     const int64_t jobs = n * s.n_head;
 
-    // Value rows over positions: the transposed V cache, or (MLA) the latent part of the key
-    // rows transposed once per call, as the reference makes it contiguous before its product.
-    const float* latent_t = nullptr;
-    if (s.values_in_keys) {
-        scratch.resize(static_cast<size_t>(s.v_dim * n_used));
-        for (int64_t j = 0; j < n_used; ++j) {
-            const float* row = cache.k(layer, j);
-            for (int64_t i = 0; i < s.v_dim; ++i)
-                scratch[static_cast<size_t>(i * n_used + j)] = row[i];
-        }
-        latent_t = scratch.data();
-    }
     // The weighted sum of values is the reference's matrix product of the value rows [n_kv,
     // v_dim] with the probabilities [n_kv, n]: tinyBLAS (n_kv is a multiple of 16) unless the
     // batch has one row or v_dim is not a multiple of 4, then ggml_vec_dot_f32.
@@ -42,33 +30,27 @@ void attend(const AttentionShape& s, const KvCache& cache, int64_t layer, int64_
     std::vector<float> tap_probs;
     if (tap_enabled()) tap_probs.assign(static_cast<size_t>(s.n_head * n * n_kv), 0.0f);
 
-    // Rough multiply-adds; small batches stay on one thread.
-    const bool parallel = jobs * n_used * (s.k_dim + s.v_dim) >= (1 << 18);
-#pragma omp parallel if (parallel)
-    {
-        std::vector<float> scores(static_cast<size_t>(n_used));  // (n_used) of one query
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t job = 0; job < jobs; ++job) {
-            const int64_t t = job / s.n_head, h = job % s.n_head, g = h / group;
-            const int64_t n_valid = pos0 + t + 1;  // causal: itself and everything before
-            const float* qh = q + t * q_stride + h * s.k_dim;
-            for (int64_t j = 0; j < n_valid; ++j) {
-                const float* kj = cache.k(layer, j) + g * s.k_dim;
-                scores[static_cast<size_t>(j)] = simd::dot_f32_vec(kj, qh, s.k_dim) * s.scale;
-            }
-            ops::softmax_masked(scores.data(), n_valid, n_kv);
-            if (tap_enabled())
-                std::copy(scores.begin(), scores.begin() + n_valid,
-                          tap_probs.begin() + (h * n + t) * n_kv);
-            float* oh = out + t * out_stride + h * s.v_dim;
-            for (int64_t i = 0; i < s.v_dim; ++i) {
-                const float* vi =
-                    latent_t ? latent_t + i * n_used : cache.v_col(layer, g * s.v_dim + i);
-                oh[i] = gemm_order ? simd::dot_f32_gemm(vi, scores.data(), n_valid)
-                                   : simd::dot_f32_vec_prefix(vi, scores.data(), n_valid, n_kv);
-            }
+    simd::parallel_for(jobs, jobs * n_used * (s.k_dim + s.v_dim), [&](int64_t job) {
+        thread_local std::vector<float> scores;  // (n_used) of one query
+        if (scores.size() < static_cast<size_t>(n_used)) scores.resize(static_cast<size_t>(n_used));
+        const int64_t t = job / s.n_head, h = job % s.n_head, g = h / group;
+        const int64_t n_valid = pos0 + t + 1;  // causal: itself and everything before
+        const float* qh = q + t * q_stride + h * s.k_dim;
+        for (int64_t j = 0; j < n_valid; ++j) {
+            const float* kj = cache.k(layer, j) + g * s.k_dim;
+            scores[static_cast<size_t>(j)] = simd::dot_f32_vec(kj, qh, s.k_dim) * s.scale;
         }
-    }
+        ops::softmax_masked(scores.data(), n_valid, n_kv);
+        if (tap_enabled())
+            std::copy(scores.begin(), scores.begin() + n_valid,
+                      tap_probs.begin() + (h * n + t) * n_kv);
+        float* oh = out + t * out_stride + h * s.v_dim;
+        for (int64_t i = 0; i < s.v_dim; ++i) {
+            const float* vi = cache.v_col(layer, g * s.v_dim + i);
+            oh[i] = gemm_order ? simd::dot_f32_gemm(vi, scores.data(), n_valid)
+                               : simd::dot_f32_vec_prefix(vi, scores.data(), n_valid, n_kv);
+        }
+    });
     tap("kq_soft_max", layer, tap_probs.data(), static_cast<int64_t>(tap_probs.size()));
 }
 

@@ -1,11 +1,13 @@
 // Shared pieces of the forward passes.
 #include "runtime/arch/common.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "runtime/arch/tap.h"
 #include "runtime/error.h"
+#include "simd/parallel.h"
 
 namespace strata::arch {
 namespace {
@@ -120,21 +122,105 @@ float* grow(std::vector<float>& v, int64_t n) {
     return v.data();
 }
 
+void SharedInput::set(const float* x, int64_t x_stride, int64_t n_in, int64_t n_rows) {
+    x_ = x;
+    x_stride_ = x_stride;
+    n_in_ = n_in;
+    n_rows_ = n_rows;
+    n_used_ = 0;
+}
+
+const simd::Activations& SharedInput::as(quant::Type partner) {
+    for (int i = 0; i < n_used_; ++i) {
+        if (conv_type_[static_cast<size_t>(i)] == partner) return conv_[static_cast<size_t>(i)];
+    }
+    // A slot per partner format: n_used_ never passes conv_.size().
+    const auto slot = static_cast<size_t>(n_used_++);
+    conv_[slot].quantize(partner, x_, x_stride_, n_in_, n_rows_);
+    conv_type_[slot] = partner;
+    return conv_[slot];
+}
+
+void run_ffns(std::span<const FfnTask> tasks, FfnScratch& s) {
+    const auto n_tasks = static_cast<int64_t>(tasks.size());
+    if (n_tasks == 0) return;
+    // Where each task's hidden rows start in the scratch buffers, and the rows in all.
+    std::vector<int64_t> hidden_at(tasks.size() + 1, 0);
+    int64_t ff_rows = 0, embd_rows = 0, work = 0;
+    for (int64_t i = 0; i < n_tasks; ++i) {
+        const FfnTask& t = tasks[static_cast<size_t>(i)];
+        const int64_t m = t.in_gate->n_rows(), n_ff = t.w->gate.n_out;
+        hidden_at[static_cast<size_t>(i) + 1] = hidden_at[static_cast<size_t>(i)] + m * n_ff;
+        ff_rows += n_ff;
+        embd_rows += t.w->down.n_out;
+        work += 3 * m * n_ff * t.w->gate.n_in;
+    }
+    float* hidden = grow(s.hidden, hidden_at.back());
+    float* up = grow(s.up, hidden_at.back());
+    if (s.mid.size() < tasks.size()) s.mid.resize(tasks.size());
+
+    // Chunks of rows, whole tiles, about eight per thread over all the tasks' rows together:
+    // a task's chunks are (task, first row) pairs listed in order.
+    const int threads = simd::team_size();
+    struct Chunk {
+        int64_t task, r0, r1;
+    };
+    auto chunks_of = [&](int64_t total_rows, auto rows_of) {
+        const int64_t size = simd::row_chunk(total_rows, 2 * threads);
+        std::vector<Chunk> chunks;
+        for (int64_t i = 0; i < n_tasks; ++i) {
+            const int64_t rows = rows_of(tasks[static_cast<size_t>(i)]);
+            for (int64_t r0 = 0; r0 < rows; r0 += size)
+                chunks.push_back({i, r0, std::min(rows, r0 + size)});
+        }
+        return chunks;
+    };
+
+    const std::vector<Chunk> ff_chunks =
+        chunks_of(ff_rows, [](const FfnTask& t) { return t.w->gate.n_out; });
+    simd::parallel_for(static_cast<int64_t>(ff_chunks.size()), work, [&](int64_t c) {
+        const Chunk& ch = ff_chunks[static_cast<size_t>(c)];
+        const FfnTask& t = tasks[static_cast<size_t>(ch.task)];
+        const int64_t n_ff = t.w->gate.n_out, m = t.in_gate->n_rows();
+        float* g = hidden + hidden_at[static_cast<size_t>(ch.task)];
+        float* u = up + hidden_at[static_cast<size_t>(ch.task)];
+        simd::matmul_rows(t.w->gate, ch.r0, ch.r1, *t.in_gate, g, n_ff, t.path);
+        simd::matmul_rows(t.w->up, ch.r0, ch.r1, *t.in_up, u, n_ff, t.path);
+        // Chunks start at multiples of 16, so swiglu's vector groups fall where they fall for
+        // the whole row.
+        for (int64_t r = 0; r < m; ++r)
+            ops::swiglu(g + r * n_ff + ch.r0, u + r * n_ff + ch.r0, ch.r1 - ch.r0,
+                        g + r * n_ff + ch.r0);
+    });
+    tap("ffn_swiglu", kTapCurrent, hidden, hidden_at.back());
+
+    simd::parallel_for(n_tasks, work, [&](int64_t i) {
+        const FfnTask& t = tasks[static_cast<size_t>(i)];
+        const int64_t n_ff = t.w->gate.n_out;
+        s.mid[static_cast<size_t>(i)].quantize(quant::traits(t.w->down.type).partner,
+                                               hidden + hidden_at[static_cast<size_t>(i)], n_ff,
+                                               n_ff, t.in_gate->n_rows());
+    });
+
+    const std::vector<Chunk> embd_chunks =
+        chunks_of(embd_rows, [](const FfnTask& t) { return t.w->down.n_out; });
+    simd::parallel_for(static_cast<int64_t>(embd_chunks.size()), work, [&](int64_t c) {
+        const Chunk& ch = embd_chunks[static_cast<size_t>(c)];
+        const FfnTask& t = tasks[static_cast<size_t>(ch.task)];
+        simd::matmul_rows(t.w->down, ch.r0, ch.r1, s.mid[static_cast<size_t>(ch.task)], t.out,
+                          t.w->down.n_out, t.path);
+    });
+}
+
 void run_ffn(const Ffn& w, const float* x, int64_t n_rows, float* out, FfnScratch& s,
              simd::Path path) {
-    const int64_t n_embd = w.gate.n_in, n_ff = w.gate.n_out;
-    float* gate = grow(s.gate, n_rows * n_ff);
-    float* up = grow(s.up, n_rows * n_ff);
-    // gate and up share their input and partner format in every file llama-quantize writes,
-    // but a mix may differ: convert per product.
-    simd::matmul(w.gate, x, n_embd, n_rows, gate, n_ff, s.act, path);
-    simd::matmul(w.up, x, n_embd, n_rows, up, n_ff, s.act, path);
-    tap("ffn_gate", kTapCurrent, gate, n_rows * n_ff);
-    tap("ffn_up", kTapCurrent, up, n_rows * n_ff);
-    for (int64_t t = 0; t < n_rows; ++t)
-        ops::swiglu(gate + t * n_ff, up + t * n_ff, n_ff, gate + t * n_ff);
-    tap("ffn_swiglu", kTapCurrent, gate, n_rows * n_ff);
-    simd::matmul(w.down, gate, n_ff, n_rows, out, w.down.n_out, s.act, path);
+    s.input.set(x, w.gate.n_in, w.gate.n_in, n_rows);
+    // gate and up share their partner format in every file llama-quantize writes; a mix that
+    // does not gets two conversions.
+    const simd::Activations& in_gate = s.input.for_weights(w.gate);
+    const simd::Activations& in_up = s.input.for_weights(w.up);
+    const FfnTask task{&w, &in_gate, &in_up, out, path};
+    run_ffns({&task, 1}, s);
 }
 
 OutputHead::OutputHead(const Model& model)

@@ -2,7 +2,9 @@
 // settings from the hyperparameters, the SwiGLU feed-forward block and the output head.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "runtime/arch/tap.h"
@@ -84,15 +86,56 @@ struct Ffn {
     simd::Matrix down;  // [n_ff, n_embd]
 };
 
-// Work buffers of an Ffn evaluation, reused across layers.
-struct FfnScratch {
-    std::vector<float> gate;  // (n_rows, n_ff)
-    std::vector<float> up;    // (n_rows, n_ff)
-    simd::Activations act;
+// One input's rows converted to each partner format asked for, each once: the products that read
+// the same rows (router, Q and KV-A, gate and up, every expert of a layer) share the conversion.
+class SharedInput {
+  public:
+    // Forgets earlier conversions; x (n_rows, n_in) row t at x + t * x_stride, kept by the caller
+    // while this is used.
+    void set(const float* x, int64_t x_stride, int64_t n_in, int64_t n_rows);
+    // The rows in `partner`, converted on the first call after set().
+    const simd::Activations& as(quant::Type partner);
+    // The rows in the partner format of weights w.
+    const simd::Activations& for_weights(const simd::Matrix& w) {
+        return as(quant::traits(w.type).partner);
+    }
+
+  private:
+    const float* x_ = nullptr;
+    int64_t x_stride_ = 0, n_in_ = 0, n_rows_ = 0;
+    int n_used_ = 0;  // conversions made since set()
+    // One slot per partner format there is (F32, F16, BF16, Q8_0, Q8_1, Q8_K).
+    std::array<simd::Activations, 6> conv_;   // (n_rows, n_in) each, in conv_type_'s format
+    std::array<quant::Type, 6> conv_type_{};  // their formats
 };
 
-// out (n_rows, n_embd) = FFN of x (n_rows, n_embd). `path`: how the reference multiplies
-// (simd::Path::Experts for experts, which it runs through ggml_mul_mat_id).
+// One feed-forward evaluation of a batched job (run_ffns): its weights, its input rows already
+// converted, where its output goes.
+struct FfnTask {
+    const Ffn* w = nullptr;
+    const simd::Activations* in_gate = nullptr;  // (m, n_embd) in gate's partner format
+    const simd::Activations* in_up = nullptr;    // (m, n_embd) in up's partner format
+    float* out = nullptr;                        // (m, n_embd) output rows
+    simd::Path path = simd::Path::Gemm;
+};
+
+// Work buffers of FFN evaluations, reused across layers.
+struct FfnScratch {
+    std::vector<float> hidden;  // (Σ m · n_ff) gate rows, turned into silu(gate) · up in place
+    std::vector<float> up;      // (Σ m · n_ff)
+    std::vector<simd::Activations> mid;  // per task: (m, n_ff) hidden in down's partner format
+    SharedInput input;                   // run_ffn's input
+};
+
+// Evaluates every task as three jobs of the pass's team, so that no thread idles while another
+// finishes an expert: (task × chunk of n_ff rows) of gate and up, each chunk's silu(gate) · up
+// computed by the task that made it; the hidden rows converted (one task per FFN); then (task ×
+// chunk of n_embd rows) of down. Results equal evaluating the tasks one after another.
+void run_ffns(std::span<const FfnTask> tasks, FfnScratch& s);
+
+// out (n_rows, n_embd) = FFN of x (n_rows, n_embd), the input converted once for gate and up.
+// `path`: how the reference multiplies (simd::Path::Experts for experts, which it runs through
+// ggml_mul_mat_id).
 void run_ffn(const Ffn& w, const float* x, int64_t n_rows, float* out, FfnScratch& s,
              simd::Path path = simd::Path::Gemm);
 

@@ -30,12 +30,11 @@
 //
 // FFN. The first n_dense_lead blocks are dense SwiGLU; the rest route each token to n_used of
 // n_expert SwiGLU experts (router.h) and add the shared experts' output.
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstring>
+#include <numeric>
 #include <optional>
 
 #include "runtime/arch/archs.h"
@@ -44,6 +43,7 @@
 #include "runtime/arch/router.h"
 #include "runtime/arch/tap.h"
 #include "simd/float_order.h"
+#include "simd/parallel.h"
 
 namespace strata::arch {
 namespace {
@@ -83,12 +83,6 @@ class DeepSeek2Forward final : public Forward {
           router_(RouterConfig::from(hp_)),
           head_(model) {
         rope_ = rope_params(model, ops::RopeLayout::Adjacent);
-        const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
-        max_decompressed_bytes_ = 2.0 * (int64_t{1} << 30);
-        if (pages > 0 && page > 0) {
-            max_decompressed_bytes_ =
-                std::min(max_decompressed_bytes_, static_cast<double>(pages) * page / 8);
-        }
         kq_scale_ = mla_attention_scale(hp_);
         layers_.resize(static_cast<size_t>(hp_.n_layer));
         for (int64_t il = 0; il < hp_.n_layer; ++il) bind(il);
@@ -101,11 +95,15 @@ class DeepSeek2Forward final : public Forward {
         }
     }
 
-    // One compressed row per token; legacy files run per head: per-head keys and values.
+    // One compressed row per token, and its latent again transposed (one row of positions per
+    // latent element), the layout in which attention's weighted sum reads it: keeping both costs
+    // the latent's size once more and saves transposing the layer's whole cache on every call.
+    // Legacy files run per head: per-head keys and values.
     KvLayout kv_layout() const override {
         if (per_head_)
             return {hp_.n_layer, hp_.n_head * (hp_.qk_nope + hp_.qk_rope), hp_.n_head * hp_.v_head};
-        return {hp_.n_layer, hp_.kv_lora_rank + n_extra_ + hp_.qk_rope, 0};
+        const int64_t lat_w = hp_.kv_lora_rank + n_extra_;
+        return {hp_.n_layer, lat_w + hp_.qk_rope, lat_w};
     }
 
     void run(std::span<const int32_t> tokens, int64_t pos0, KvCache& cache, bool all_logits,
@@ -132,7 +130,7 @@ class DeepSeek2Forward final : public Forward {
                 },
                 [&](const float* in, int64_t m, float* res) {
                     if (L.moe) {
-                        moe(L, in, m, res);
+                        moe(L, il, in, m, res);
                     } else {
                         run_ffn(L.dense, in, m, res, ffn_);
                     }
@@ -140,7 +138,7 @@ class DeepSeek2Forward final : public Forward {
         }
         if (n_out > 0) head_.run(x + first * n_embd, n_embd, n_out, logits, xn_, act_);
         // A decompressed batch's keys and values are not kept for decoding (up to
-        // max_decompressed_bytes_).
+        // kMaxDecompressedBytes).
         wide_.reset();
         std::vector<float>().swap(kvb_);
     }
@@ -202,10 +200,10 @@ class DeepSeek2Forward final : public Forward {
         const int64_t kv_w = lora + rope;       // attn_kv_a_mqa's output
         const int64_t lat_w = lora + n_extra_;  // the latent (legacy files: and what it keeps)
 
-        float* q = queries(L, xn, n);
-        tap("q", il, q, n * q_dim);
+        in_.set(xn, n_embd, n_embd, n);
         float* kv = grow(kv_, n * kv_w);
-        simd::matmul(L.wkv_a, xn, n_embd, n, kv, kv_w, act_);
+        float* q = queries(L, n, {&L.wkv_a, &in_.for_weights(L.wkv_a), kv, kv_w});
+        tap("q", il, q, n * q_dim);
         tap("kv_cmpr_pe", il, kv, n * kv_w);
 
         // Cache rows: [rms_norm(latent) | legacy files: kept partner-format data (round_latents)
@@ -220,6 +218,11 @@ class DeepSeek2Forward final : public Forward {
             ops::rope_apply(rope_, table, c + lat_w);
         }
         if (!hp_.mla_split) round_latents(L, il, pos0, n, cache);
+        // The latents (as rounded) again, transposed, for attention's weighted sum.
+        for (int64_t i = 0; i < lat_w; ++i) {
+            float* column = cache.v_col(il, i);
+            for (int64_t t = 0; t < n; ++t) column[pos0 + t] = cache.k(il, pos0 + t)[i];
+        }
         const int64_t v_dim = n_head * hp_.v_head;
         float* heads = grow(heads_, n * v_dim);
         if (!hp_.mla_split && decompressing_is_cheaper(n, pos0)) {
@@ -271,18 +274,25 @@ class DeepSeek2Forward final : public Forward {
         const int64_t n_head = hp_.n_head, nope = hp_.qk_nope, rope = hp_.qk_rope;
         const int64_t lora = hp_.kv_lora_rank, q_head = nope + rope, q_dim = n_head * q_head;
         const int64_t lat_w = lora + n_extra_, row = lat_w + rope, v_dim = n_head * hp_.v_head;
-        // Absorbed queries, (n, n_head, row): [k_b_h · q_nope | q_pe].
+        // Absorbed queries, (n, n_head, row): [k_b_h · q_nope | q_pe], every head's product a
+        // task of one job, each converting its own strided slice of the queries.
         float* qabs = grow(qcat_, n * n_head * row);
-        for (int64_t h = 0; h < n_head; ++h) {
+        if (head_act_.size() < static_cast<size_t>(n_head))
+            head_act_.resize(static_cast<size_t>(n_head));
+        const int64_t kb_work = n * n_head * nope * lora;
+        simd::parallel_for(n_head, kb_work, [&](int64_t h) {
+            const simd::Matrix& k_b = L.k_b[static_cast<size_t>(h)];
+            simd::Activations& a = head_act_[static_cast<size_t>(h)];
+            a.quantize(quant::traits(k_b.type).partner, q + h * q_head, q_dim, nope, n);
             // The reference multiplies a strided view of the queries here.
-            simd::matmul(L.k_b[static_cast<size_t>(h)], q + h * q_head, q_dim, n, qabs + h * row,
-                         n_head * row, act_, simd::Path::Strided);
+            simd::matmul_rows(k_b, 0, k_b.n_out, a, qabs + h * row, n_head * row,
+                              simd::Path::Strided);
             for (int64_t t = 0; t < n; ++t) {
                 float* qt = qabs + (t * n_head + h) * row;
                 std::fill_n(qt + lora, n_extra_, 0.0f);
                 std::memcpy(qt + lat_w, q + t * q_dim + h * q_head + nope, sizeof(float) * rope);
             }
-        }
+        });
         tap("Qcur", il, qabs, n * n_head * row);
         AttentionShape shape;
         shape.n_head = n_head;
@@ -290,15 +300,16 @@ class DeepSeek2Forward final : public Forward {
         shape.k_dim = row;
         shape.v_dim = lat_w;
         shape.scale = kq_scale_;
-        shape.values_in_keys = true;
         float* lat = grow(lat_, n * n_head * lat_w);
-        attend(shape, cache, il, pos0, n, qabs, n_head * row, lat, n_head * lat_w, attn_scratch_);
+        attend(shape, cache, il, pos0, n, qabs, n_head * row, lat, n_head * lat_w);
 
-        // Per head, latent → value through v_b; heads concatenated for attn_output.
-        for (int64_t h = 0; h < n_head; ++h) {
-            simd::matmul(L.v_b[static_cast<size_t>(h)], lat + h * lat_w, n_head * lat_w, n,
-                         heads + h * hp_.v_head, v_dim, act_);
-        }
+        // Per head, latent → value through v_b, one job; heads concatenated for attn_output.
+        simd::parallel_for(n_head, n * n_head * lora * hp_.v_head, [&](int64_t h) {
+            const simd::Matrix& v_b = L.v_b[static_cast<size_t>(h)];
+            simd::Activations& a = head_act_[static_cast<size_t>(h)];
+            a.quantize(quant::traits(v_b.type).partner, lat + h * lat_w, n_head * lat_w, lora, n);
+            simd::matmul_rows(v_b, 0, v_b.n_out, a, heads + h * hp_.v_head, v_dim);
+        });
     }
 
     // Legacy files: the latents of cache rows pos0 … pos0 + n - 1 rounded in place as llama.cpp's
@@ -383,9 +394,10 @@ class DeepSeek2Forward final : public Forward {
 
     // Legacy files: whether a batch of n tokens at pos0 costs fewer multiply-adds decompressed
     // (every visible position's keys and values through attn_kv_b, then attention per head)
-    // than absorbed, and the decompressed keys and values fit in max_decompressed_bytes_. That
+    // than absorbed, and the decompressed keys and values fit in kMaxDecompressedBytes. That
     // holds for a prompt's first batches and not for decoding; decompressed, the batch computes
-    // what llama.cpp computes, bit for bit.
+    // what llama.cpp computes, bit for bit. The choice depends on the batch and the model only,
+    // never on the machine, so that a prompt gives the same logits everywhere.
     bool decompressing_is_cheaper(int64_t n, int64_t pos0) const {
         const int64_t n_used = pos0 + n, n_head = hp_.n_head;
         const int64_t nope = hp_.qk_nope, rope = hp_.qk_rope, v_head = hp_.v_head;
@@ -396,7 +408,7 @@ class DeepSeek2Forward final : public Forward {
                                 static_cast<double>(n) * n_used * (row + lat_w);
         const double bytes =
             static_cast<double>(n_used) * n_head * (2 * (nope + v_head) + rope) * sizeof(float);
-        return decompressed <= absorbed && bytes <= max_decompressed_bytes_;
+        return decompressed <= absorbed && bytes <= kMaxDecompressedBytes;
     }
 
     // Legacy files, a batch decompressed: heads (n, n_head · v_head) = attention of the rotated
@@ -416,23 +428,26 @@ class DeepSeek2Forward final : public Forward {
         for (int64_t t = 0; t < n_used; ++t)
             store_per_head(kvb + t * n_head * kvb_head, cache.k(il, t) + lat_w, *wide_, 0, t);
         attend(per_head_shape(), *wide_, 0, pos0, n, q, n_head * (nope + rope), heads,
-               n_head * v_head, attn_scratch_);
+               n_head * v_head);
     }
 
-    // q (n, n_head · (qk_nope + qk_rope)) of the normalised rows xn, through the q_lora
-    // bottleneck or attn_q; the rope parts not yet rotated.
-    float* queries(const MlaLayer& L, const float* xn, int64_t n) {
+    // q (n, n_head · (qk_nope + qk_rope)) of the normalised rows in in_, through the q_lora
+    // bottleneck or attn_q; the rope parts not yet rotated. `beside`, another product of the same
+    // input (KV-A), runs in one job with the first projection.
+    float* queries(const MlaLayer& L, int64_t n, const simd::Product& beside) {
         const int64_t q_dim = hp_.n_head * (hp_.qk_nope + hp_.qk_rope);
         float* q = grow(q_, n * q_dim);
         if (L.q_lora) {
             const int64_t r = L.wq_a.n_out;
             float* qa = grow(qa_, n * r);
-            simd::matmul(L.wq_a, xn, hp_.n_embd, n, qa, r, act_);
+            const simd::Product first[] = {{&L.wq_a, &in_.for_weights(L.wq_a), qa, r}, beside};
+            simd::matmul_batch(first);
             for (int64_t t = 0; t < n; ++t)
                 ops::rms_norm(qa + t * r, L.q_a_norm.data(), r, hp_.rms_eps, qa + t * r);
             simd::matmul(L.wq_b, qa, r, n, q, q_dim, act_);
         } else {
-            simd::matmul(L.wq, xn, hp_.n_embd, n, q, q_dim, act_);
+            const simd::Product first[] = {{&L.wq, &in_.for_weights(L.wq), q, q_dim}, beside};
+            simd::matmul_batch(first);
         }
         return q;
     }
@@ -449,9 +464,9 @@ class DeepSeek2Forward final : public Forward {
         const int64_t k_head = nope + rope, q_dim = n_head * k_head, v_head = hp_.v_head;
         const int64_t row = lora + rope, kvb_head = nope + v_head;
 
-        float* q = queries(L, xn, n);
+        in_.set(xn, n_embd, n_embd, n);
         float* kv = grow(kv_, n * row);
-        simd::matmul(L.wkv_a, xn, n_embd, n, kv, row, act_);
+        float* q = queries(L, n, {&L.wkv_a, &in_.for_weights(L.wkv_a), kv, row});
         float* latent = grow(lat_, n * lora);  // (n, kv_lora) normalised
         for (int64_t t = 0; t < n; ++t) {
             const float* table = tables.data() + t * rope_.n_rot;
@@ -466,7 +481,7 @@ class DeepSeek2Forward final : public Forward {
             store_per_head(kvb + t * n_head * kvb_head, kv + t * row + lora, cache, il, pos0 + t);
         const int64_t v_dim = n_head * v_head;
         float* heads = grow(heads_, n * v_dim);
-        attend(per_head_shape(), cache, il, pos0, n, q, q_dim, heads, v_dim, attn_scratch_);
+        attend(per_head_shape(), cache, il, pos0, n, q, q_dim, heads, v_dim);
         tap("kqv_out", il, heads, n * v_dim);
         simd::matmul(L.wo, heads, v_dim, n, out, n_embd, act_);
     }
@@ -496,11 +511,20 @@ class DeepSeek2Forward final : public Forward {
         return shape;
     }
 
-    // out (n, n_embd) = Σ_slots weight · expert(xn) + shared experts(xn).
-    void moe(const MlaLayer& L, const float* xn, int64_t n, float* out) {
+    // Routed expert e of layer il: the one place the forward pass reaches an expert's weights,
+    // so that an expert cache can hand out the copy it holds instead.
+    const Ffn& routed_expert(const MlaLayer& L, int64_t il, int32_t e) const {
+        static_cast<void>(il);
+        return L.experts[static_cast<size_t>(e)];
+    }
+
+    // out (n, n_embd) = Σ_slots weight · expert(xn) + shared experts(xn). Every chosen expert and
+    // the shared ones run as one batch of FFN tasks (run_ffns) over one conversion of xn.
+    void moe(const MlaLayer& L, int64_t il, const float* xn, int64_t n, float* out) {
         const int64_t n_embd = hp_.n_embd, k = router_.n_used;
+        moe_in_.set(xn, n_embd, n_embd, n);
         float* logits = grow(router_logits_, n * hp_.n_expert);
-        simd::matmul(L.router, xn, n_embd, n, logits, hp_.n_expert, act_);
+        simd::matmul(L.router, moe_in_.for_weights(L.router), logits, hp_.n_expert);
         tap("ffn_moe_logits", kTapCurrent, logits, n * hp_.n_expert);
         ids_.resize(static_cast<size_t>(n * k));
         float* weights = grow(weights_, n * k);
@@ -509,50 +533,88 @@ class DeepSeek2Forward final : public Forward {
             route(router_, logits + t * hp_.n_expert, bias, ids_.data() + t * k, weights + t * k);
         }
 
-        // Each expert runs once over the tokens that chose it; its rows land in their slots.
+        // Each chosen expert runs once over the tokens that chose it: picks_ lists the slots
+        // (token · k + slot) by expert id, then slot, and runs_ where each expert's begin.
+        picks_.resize(static_cast<size_t>(n * k));
+        std::iota(picks_.begin(), picks_.end(), int64_t{0});
+        std::stable_sort(picks_.begin(), picks_.end(), [&](int64_t a, int64_t b) {
+            return ids_[static_cast<size_t>(a)] < ids_[static_cast<size_t>(b)];
+        });
+        runs_.clear();
+        for (int64_t i = 0; i < n * k; ++i) {
+            if (i == 0 || ids_[static_cast<size_t>(picks_[static_cast<size_t>(i)])] !=
+                              ids_[static_cast<size_t>(picks_[static_cast<size_t>(i - 1)])])
+                runs_.push_back(i);
+        }
+        runs_.push_back(n * k);
+        const auto n_active = static_cast<int64_t>(runs_.size()) - 1;
+
+        // Inputs: xn converted once; an expert's tokens gathered from it (a single token's row
+        // is every expert's input as it is).
+        const Ffn& any = L.experts.front();
+        const simd::Activations& all_gate = moe_in_.for_weights(any.gate);
+        const simd::Activations& all_up = moe_in_.for_weights(any.up);
+        const bool same_partner = &all_gate == &all_up;
+        if (expert_in_.size() < static_cast<size_t>(2 * n_active))
+            expert_in_.resize(static_cast<size_t>(2 * n_active));
+        float* res = grow(expert_out_, n * k * n_embd);  // (n · k, n_embd) by picks_ order
+        tasks_.clear();
+        for (int64_t a = 0; a < n_active; ++a) {
+            const int64_t begin = runs_[static_cast<size_t>(a)],
+                          end = runs_[static_cast<size_t>(a) + 1];
+            const int32_t e = ids_[static_cast<size_t>(picks_[static_cast<size_t>(begin)])];
+            FfnTask task{&routed_expert(L, il, e), &all_gate, &all_up, res + begin * n_embd,
+                         simd::Path::Experts};
+            if (n > 1) {
+                rows_.clear();
+                for (int64_t i = begin; i < end; ++i)
+                    rows_.push_back(picks_[static_cast<size_t>(i)] / k);
+                const int64_t m = end - begin;
+                simd::Activations& g = expert_in_[static_cast<size_t>(2 * a)];
+                g.gather(all_gate, rows_.data(), m);
+                task.in_gate = task.in_up = &g;
+                if (!same_partner) {
+                    simd::Activations& u = expert_in_[static_cast<size_t>(2 * a + 1)];
+                    u.gather(all_up, rows_.data(), m);
+                    task.in_up = &u;
+                }
+            }
+            tasks_.push_back(task);
+        }
+        float* sh = L.shared ? grow(shared_out_, n * n_embd) : nullptr;
+        if (L.shared) {
+            tasks_.push_back({&L.shared_ffn, &moe_in_.for_weights(L.shared_ffn.gate),
+                              &moe_in_.for_weights(L.shared_ffn.up), sh, simd::Path::Gemm});
+        }
+        run_ffns(tasks_, ffn_);
+
+        // Weighted outputs in their slots, then summed in selection order and the shared experts
+        // added, as the reference does.
         float* slots = grow(slots_, n * k * n_embd);  // (n, k, n_embd)
-        std::vector<int64_t> picks;                   // token · k + slot
-        for (int64_t e = 0; e < hp_.n_expert; ++e) {
-            picks.clear();
-            for (int64_t i = 0; i < n * k; ++i) {
-                if (ids_[static_cast<size_t>(i)] == e) picks.push_back(i);
-            }
-            if (picks.empty()) continue;
-            const int64_t m = static_cast<int64_t>(picks.size());
-            float* in = grow(gather_, m * n_embd);
-            for (int64_t r = 0; r < m; ++r) {
-                std::memcpy(in + r * n_embd, xn + (picks[static_cast<size_t>(r)] / k) * n_embd,
-                            sizeof(float) * n_embd);
-            }
-            float* res = grow(expert_out_, m * n_embd);
-            run_ffn(L.experts[static_cast<size_t>(e)], in, m, res, ffn_, simd::Path::Experts);
-            for (int64_t r = 0; r < m; ++r) {
-                const int64_t slot = picks[static_cast<size_t>(r)];
-                const float w = weights[slot];
-                float* dst = slots + slot * n_embd;
-                for (int64_t i = 0; i < n_embd; ++i) dst[i] = res[r * n_embd + i] * w;
-            }
+        for (int64_t i = 0; i < n * k; ++i) {
+            const int64_t slot = picks_[static_cast<size_t>(i)];
+            const float w = weights[slot];
+            const float* src = res + i * n_embd;
+            float* dst = slots + slot * n_embd;
+            for (int64_t j = 0; j < n_embd; ++j) dst[j] = src[j] * w;
         }
         tap("ffn_moe_weighted", kTapCurrent, slots, n * k * n_embd);
-        // Slots summed in selection order, then the shared experts added, as the reference does.
         for (int64_t t = 0; t < n; ++t) {
             float* o = out + t * n_embd;
             std::memcpy(o, slots + t * k * n_embd, sizeof(float) * n_embd);
             for (int64_t s = 1; s < k; ++s) ops::add(o, slots + (t * k + s) * n_embd, n_embd);
         }
         if (L.shared) {
-            float* sh = grow(shared_out_, n * n_embd);
             tap("ffn_moe_out", kTapCurrent, out, n * n_embd);
-            run_ffn(L.shared_ffn, xn, n, sh, ffn_);
             tap("ffn_shexp", kTapCurrent, sh, n * n_embd);
             ops::add(out, sh, n * n_embd);
         }
     }
 
     // Legacy files: the most a batch's decompressed keys and values (and attn_kv_b's output) may
-    // take, 2 GiB or an eighth of this machine's memory; past it the batch runs absorbed (R1:
-    // about 7,000 positions).
-    double max_decompressed_bytes_ = 0;
+    // take; past it the batch runs absorbed (R1: about 7,000 positions). A constant, not a share
+    // of this machine's memory: the choice changes the logits' rounding.
+    static constexpr double kMaxDecompressedBytes = 2.0 * double(int64_t{1} << 30);
 
     const Model& model_;
     const HParams& hp_;
@@ -581,10 +643,16 @@ class DeepSeek2Forward final : public Forward {
     std::vector<int32_t> ids_;          // (n, n_used) chosen experts
     std::vector<float> weights_;        // (n, n_used) their weights
     std::vector<float> slots_;          // (n, n_used, n_embd) weighted expert outputs
-    std::vector<float> gather_;         // (tokens of one expert, n_embd)
-    std::vector<float> expert_out_;     // (tokens of one expert, n_embd)
+    std::vector<int64_t> picks_;        // (n · n_used) slots by expert id, then slot
+    std::vector<int64_t> runs_;         // (active experts + 1) where each expert's picks begin
+    std::vector<int64_t> rows_;         // (tokens of one expert) their rows in the batch
+    std::vector<float> expert_out_;     // (n · n_used, n_embd) expert outputs in picks_ order
     std::vector<float> shared_out_;     // (n, n_embd)
-    std::vector<float> attn_scratch_;   // (kv_lora, n_kv) latents transposed
+    std::vector<FfnTask> tasks_;        // (active experts + shared) one layer's FFN tasks
+    std::vector<simd::Activations> expert_in_;  // (2 · active experts) gathered gate/up inputs
+    std::vector<simd::Activations> head_act_;   // (n_head) per-head k_b / v_b inputs
+    SharedInput in_;                            // attention's normalised input, converted
+    SharedInput moe_in_;                        // the MoE block's input, converted
     FfnScratch ffn_;
     simd::Activations act_;
 };

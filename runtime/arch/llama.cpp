@@ -88,9 +88,15 @@ class GqaForward final : public Forward {
         float* k = grow(k_, n * kv_dim);
         float* v = grow(v_, n * kv_dim);
         float* att = grow(att_, n * q_dim);
-        project(L.wq, L.bq, xn, n, q);
-        project(L.wk, L.bk, xn, n, k);
-        project(L.wv, L.bv, xn, n, v);
+        // Q, K and V: the input converted once, the three products one job.
+        in_.set(xn, n_embd, n_embd, n);
+        const simd::Product qkv[] = {{&L.wq, &in_.for_weights(L.wq), q, q_dim},
+                                     {&L.wk, &in_.for_weights(L.wk), k, kv_dim},
+                                     {&L.wv, &in_.for_weights(L.wv), v, kv_dim}};
+        simd::matmul_batch(qkv);
+        add_bias(L.bq, n, q_dim, q);
+        add_bias(L.bk, n, kv_dim, k);
+        add_bias(L.bv, n, kv_dim, v);
         tap("Qcur", il, q, n * q_dim);
         tap("Kcur", il, k, n * kv_dim);
         tap("Vcur", il, v, n * kv_dim);
@@ -111,17 +117,15 @@ class GqaForward final : public Forward {
         shape.k_dim = hd;
         shape.v_dim = hd;
         shape.scale = 1.0f / std::sqrt(static_cast<float>(hd));
-        attend(shape, cache, il, pos0, n, q, q_dim, att, q_dim, attn_scratch_);
+        attend(shape, cache, il, pos0, n, q, q_dim, att, q_dim);
         tap("kqv_out", il, att, n * q_dim);
         simd::matmul(L.wo, att, q_dim, n, out, n_embd, act_);
     }
 
-    // y (n, w.n_out) = w · x (+ bias).
-    void project(const simd::Matrix& w, const std::vector<float>& bias, const float* x, int64_t n,
-                 float* y) {
-        simd::matmul(w, x, w.n_in, n, y, w.n_out, act_);
+    // y (n, width) += bias, when there is one.
+    static void add_bias(const std::vector<float>& bias, int64_t n, int64_t width, float* y) {
         if (bias.empty()) return;
-        for (int64_t t = 0; t < n; ++t) ops::add(y + t * w.n_out, bias.data(), w.n_out);
+        for (int64_t t = 0; t < n; ++t) ops::add(y + t * width, bias.data(), width);
     }
 
     const Model& model_;
@@ -136,7 +140,7 @@ class GqaForward final : public Forward {
     std::vector<float> v_;    // (n, n_head_kv · head_dim)
     std::vector<float> att_;  // (n, n_head · head_dim) attention output before attn_output
     std::vector<float> out_;  // (n, n_embd) block output
-    std::vector<float> attn_scratch_;
+    SharedInput in_;          // attention's normalised input, converted
     FfnScratch ffn_;
     simd::Activations act_;
 };

@@ -1,13 +1,17 @@
 // strata bench: prefill and decode speed of a model.
-//   strata bench -m MODEL [-p 512] [-n 128] [--threads N] [--seed S] [--mla-legacy M]
-//                [--no-warmup] [--json]
-// After an untimed warm-up pass over the prompt (--no-warmup: none), prefills -p random token ids
-// in one batch, then decodes -n tokens one at a time (each the argmax of the previous logits),
-// and reports tokens per second of both phases, the peak resident memory and the KV cache size.
+//   strata bench -m MODEL [-p 512] [-n 128] [--depth N] [--threads N] [--seed S]
+//                [--mla-legacy M] [--bandwidth GBPS] [--no-warmup] [--json]
+// After an untimed warm-up pass over the prompt (--no-warmup: none) and, with --depth, an untimed
+// pass over N other random tokens that stay in the cache (as llama-bench's -d), prefills -p
+// random token ids in one batch, then decodes -n tokens one at a time (each the argmax of the
+// previous logits), and reports tokens per second of both phases, the peak resident memory, the
+// KV cache size and the weight bytes a decoded token reads. With the machine's read bandwidth
+// (--bandwidth; `strata info --probe` measures it), decode speed is also given as a fraction of
+// the bandwidth bound, bandwidth / weight bytes per token.
 // --json prints one object with at least prefill_tps, decode_tps, peak_rss_bytes,
-// kv_cache_bytes and threads.
+// kv_cache_bytes, threads, depth and weight_bytes_per_token, and bandwidth_fraction when the
+// bandwidth is known.
 #include <fmt/format.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <chrono>
@@ -27,6 +31,8 @@ struct BenchOptions {
     std::string model;
     int64_t n_prompt = 512;
     int64_t n_gen = 128;
+    int64_t depth = 0;       // cached positions before the timed prefill
+    double bandwidth = 0.0;  // GB/s of memory reads; 0: unknown
     int threads = 0;
     uint64_t seed = 1;
     bool json = false;
@@ -34,17 +40,38 @@ struct BenchOptions {
     MlaLegacy mla_legacy = MlaLegacy::Compressed;
 };
 
+// Bytes of weights one decoded token reads: every tensor once, except the token embedding (one
+// row) and the routed experts (n_used of n_expert per layer, on average over tokens).
+double weight_bytes_per_token(const Model& model) {
+    const HParams& hp = model.hparams();
+    double bytes = 0;
+    for (const gguf::Tensor& t : model.file().tensors()) {
+        if (&t == model.token_embd && model.output != model.token_embd) {
+            bytes += static_cast<double>(t.row_bytes());
+        } else if (role_of(t.name) == Role::RoutedExperts && hp.n_expert > 0) {
+            bytes += static_cast<double>(t.nbytes) * static_cast<double>(hp.n_expert_used) /
+                     static_cast<double>(hp.n_expert);
+        } else {
+            bytes += static_cast<double>(t.nbytes);
+        }
+    }
+    return bytes;
+}
+
 void run_bench(const BenchOptions& o) {
     if (o.n_prompt < 1) throw UsageError(fmt::format("-p is {}, expected at least 1", o.n_prompt));
     if (o.n_gen < 0) throw UsageError(fmt::format("-n is {}, expected 0 or more", o.n_gen));
+    if (o.depth < 0) throw UsageError(fmt::format("--depth is {}, expected 0 or more", o.depth));
+    if (!(o.bandwidth >= 0.0))
+        throw UsageError(fmt::format("--bandwidth is {}, expected GB/s above 0", o.bandwidth));
     const Model model = load_model(o.model);
     SessionOptions so;
-    so.n_ctx = o.n_prompt + o.n_gen;
+    so.n_ctx = o.depth + o.n_prompt + o.n_gen;
     so.n_batch = o.n_prompt;
     so.n_threads = o.threads;
     so.mla_legacy = o.mla_legacy;
     Session session(model, so);
-    const int threads = omp_get_max_threads();
+    const int threads = session.n_threads();
 
     std::mt19937_64 rng(o.seed);
     std::uniform_int_distribution<int32_t> pick(0, static_cast<int32_t>(session.n_vocab() - 1));
@@ -58,6 +85,14 @@ void run_bench(const BenchOptions& o) {
         if (!o.json) std::fprintf(stderr, "warm-up ...\n");
         session.decode(prompt);
         session.clear();
+    }
+
+    if (o.depth > 0) {
+        if (!o.json)
+            std::fprintf(stderr, "filling %lld positions ...\n", static_cast<long long>(o.depth));
+        std::vector<int32_t> fill(static_cast<size_t>(o.depth));
+        for (int32_t& id : fill) id = pick(rng);
+        session.decode(fill);
     }
 
     using Clock = std::chrono::steady_clock;
@@ -81,6 +116,9 @@ void run_bench(const BenchOptions& o) {
     const double prefill_tps = prefill_s > 0 ? static_cast<double>(o.n_prompt) / prefill_s : 0.0;
     const double decode_tps = decode_s > 0 ? static_cast<double>(o.n_gen) / decode_s : 0.0;
     const uint64_t rss = peak_rss_bytes();
+    const double per_token = weight_bytes_per_token(model);
+    // Decode speed over the bound reading the weights at the machine's bandwidth allows.
+    const double fraction = o.bandwidth > 0 ? decode_tps * per_token / (o.bandwidth * 1e9) : 0.0;
     if (o.json) {
         nlohmann::json j;
         j["model"] = o.model;
@@ -95,6 +133,12 @@ void run_bench(const BenchOptions& o) {
         j["peak_rss_bytes"] = rss;
         j["kv_cache_bytes"] = session.cache_bytes();
         j["threads"] = threads;
+        j["depth"] = o.depth;
+        j["weight_bytes_per_token"] = per_token;
+        if (o.bandwidth > 0) {
+            j["read_bandwidth_gbps"] = o.bandwidth;
+            j["bandwidth_fraction"] = fraction;
+        }
         fmt::print("{}\n", j.dump());
         return;
     }
@@ -105,7 +149,13 @@ void run_bench(const BenchOptions& o) {
                session.n_ctx());
     fmt::print("prefill   {} tokens in {:.3f} s: {:.2f} tokens/s\n", o.n_prompt, prefill_s,
                prefill_tps);
-    fmt::print("decode    {} tokens in {:.3f} s: {:.2f} tokens/s\n", o.n_gen, decode_s, decode_tps);
+    fmt::print("decode    {} tokens in {:.3f} s: {:.2f} tokens/s{}\n", o.n_gen, decode_s,
+               decode_tps, o.depth > 0 ? fmt::format(" after {} cached positions", o.depth) : "");
+    fmt::print("weights   {} read per decoded token\n",
+               format_bytes(static_cast<uint64_t>(per_token)));
+    if (o.bandwidth > 0)
+        fmt::print("bound     {:.2f} tokens/s at {:.1f} GB/s: decode reaches {:.0f}%\n",
+                   o.bandwidth * 1e9 / per_token, o.bandwidth, 100 * fraction);
     fmt::print("peak RSS  {}\n", format_bytes(rss));
 }
 
@@ -117,6 +167,10 @@ void add_bench(CLI::App& app) {
     cmd->add_option("-m,--model", o.model, "GGUF model file")->required();
     cmd->add_option("-p,--n-prompt", o.n_prompt, "Prompt tokens")->capture_default_str();
     cmd->add_option("-n,--n-gen", o.n_gen, "Generated tokens")->capture_default_str();
+    cmd->add_option("--depth", o.depth, "Cached positions before the timed prefill and decode")
+        ->capture_default_str();
+    cmd->add_option("--bandwidth", o.bandwidth,
+                    "Memory read bandwidth in GB/s, for decode as a fraction of its bound");
     cmd->add_option("--threads", o.threads, "Threads (default: one per core)");
     cmd->add_option("--seed", o.seed, "Seed of the random prompt")->capture_default_str();
     add_mla_legacy_option(cmd, o.mla_legacy);

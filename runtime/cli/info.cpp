@@ -24,9 +24,8 @@ constexpr quant::Type kWeightTypes[] = {
     quant::Type::Q5_0, quant::Type::Q5_1, quant::Type::Q8_0, quant::Type::Q2_K, quant::Type::Q3_K,
     quant::Type::Q4_K, quant::Type::Q5_K, quant::Type::Q6_K};
 
-// How OpenMP threads wait at barriers in this process, as the environment tells libgomp
-// (runtime/cli/main.cpp bounds the spinning unless the user chose): "OMP_WAIT_POLICY=…",
-// "GOMP_SPINCOUNT=…", or "libgomp default".
+// How OpenMP threads wait at barriers in this process, as the environment tells libgomp:
+// "OMP_WAIT_POLICY=…", "GOMP_SPINCOUNT=…", or "libgomp default".
 std::string openmp_wait() {
     if (const char* p = std::getenv("OMP_WAIT_POLICY")) return std::string("OMP_WAIT_POLICY=") + p;
     if (const char* c = std::getenv("GOMP_SPINCOUNT")) return std::string("GOMP_SPINCOUNT=") + c;
