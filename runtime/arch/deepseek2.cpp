@@ -38,6 +38,7 @@
 #include <cstring>
 #include <optional>
 
+#include "offload/expert_cache.h"
 #include "runtime/arch/archs.h"
 #include "runtime/arch/attention.h"
 #include "runtime/arch/common.h"
@@ -101,6 +102,8 @@ class DeepSeek2Forward final : public Forward {
         }
     }
 
+    void use_expert_cache(offload::ExpertCache* cache) override { cache_ = cache; }
+
     // One compressed row per token; legacy files run per head: per-head keys and values.
     KvLayout kv_layout() const override {
         if (per_head_)
@@ -132,7 +135,7 @@ class DeepSeek2Forward final : public Forward {
                 },
                 [&](const float* in, int64_t m, float* res) {
                     if (L.moe) {
-                        moe(L, in, m, res);
+                        moe(L, il, in, m, res);
                     } else {
                         run_ffn(L.dense, in, m, res, ffn_);
                     }
@@ -497,7 +500,7 @@ class DeepSeek2Forward final : public Forward {
     }
 
     // out (n, n_embd) = Σ_slots weight · expert(xn) + shared experts(xn).
-    void moe(const MlaLayer& L, const float* xn, int64_t n, float* out) {
+    void moe(const MlaLayer& L, int64_t il, const float* xn, int64_t n, float* out) {
         const int64_t n_embd = hp_.n_embd, k = router_.n_used;
         float* logits = grow(router_logits_, n * hp_.n_expert);
         simd::matmul(L.router, xn, n_embd, n, logits, hp_.n_expert, act_);
@@ -512,12 +515,12 @@ class DeepSeek2Forward final : public Forward {
         // Each expert runs once over the tokens that chose it; its rows land in their slots.
         float* slots = grow(slots_, n * k * n_embd);  // (n, k, n_embd)
         std::vector<int64_t> picks;                   // token · k + slot
-        for (int64_t e = 0; e < hp_.n_expert; ++e) {
+        const auto run_expert = [&](int64_t e, const Ffn& w) {
             picks.clear();
             for (int64_t i = 0; i < n * k; ++i) {
                 if (ids_[static_cast<size_t>(i)] == e) picks.push_back(i);
             }
-            if (picks.empty()) continue;
+            if (picks.empty()) return;
             const int64_t m = static_cast<int64_t>(picks.size());
             float* in = grow(gather_, m * n_embd);
             for (int64_t r = 0; r < m; ++r) {
@@ -525,13 +528,19 @@ class DeepSeek2Forward final : public Forward {
                             sizeof(float) * n_embd);
             }
             float* res = grow(expert_out_, m * n_embd);
-            run_ffn(L.experts[static_cast<size_t>(e)], in, m, res, ffn_, simd::Path::Experts);
+            run_ffn(w, in, m, res, ffn_, simd::Path::Experts);
             for (int64_t r = 0; r < m; ++r) {
                 const int64_t slot = picks[static_cast<size_t>(r)];
-                const float w = weights[slot];
+                const float w_slot = weights[slot];
                 float* dst = slots + slot * n_embd;
-                for (int64_t i = 0; i < n_embd; ++i) dst[i] = res[r * n_embd + i] * w;
+                for (int64_t i = 0; i < n_embd; ++i) dst[i] = res[r * n_embd + i] * w_slot;
             }
+        };
+        if (cache_) {
+            cached_experts(L, il, xn, n, run_expert);
+        } else {
+            for (int64_t e = 0; e < hp_.n_expert; ++e)
+                run_expert(e, L.experts[static_cast<size_t>(e)]);
         }
         tap("ffn_moe_weighted", kTapCurrent, slots, n * k * n_embd);
         // Slots summed in selection order, then the shared experts added, as the reference does.
@@ -547,6 +556,68 @@ class DeepSeek2Forward final : public Forward {
             tap("ffn_shexp", kTapCurrent, sh, n * n_embd);
             ops::add(out, sh, n * n_embd);
         }
+    }
+
+    // The routed experts of this batch (ids_) from the expert cache: every distinct expert is
+    // acquired once for the whole batch, so a prompt reads each missing expert once. Misses are
+    // issued as soon as the routing is known; experts already present run first while the
+    // rest arrive. In decoding, the next layer's likely experts (its router on this layer's
+    // input) are read ahead. Fewer slots than experts: in waves, each released before the next.
+    template <class RunExpert>
+    void cached_experts(const MlaLayer& L, int64_t il, const float* xn, int64_t n,
+                        RunExpert&& run_expert) {
+        used_.assign(ids_.begin(), ids_.end());
+        std::sort(used_.begin(), used_.end());
+        used_.erase(std::unique(used_.begin(), used_.end()), used_.end());
+        bool prefetched = n > 1;  // prompts: no read-ahead, the batch routes to most experts
+        size_t done = 0;
+        while (done < used_.size()) {
+            held_.clear();
+            const size_t got =
+                cache_->acquire(il, std::span<const int32_t>(used_).subspan(done), held_);
+            if (!prefetched) {
+                prefetch_next(il, xn);
+                prefetched = true;
+            }
+            // Present experts first, then the others in the order their reads were issued.
+            for (int pass = 0; pass < 2; ++pass) {
+                for (offload::ExpertHandle& h : held_) {
+                    if (h.slot < 0 || (pass == 0 && !cache_->ready(h))) continue;
+                    run_expert(h.expert, cached_ffn(L, il, h));
+                    h.slot = -h.slot - 1;  // done; restored for release below
+                }
+            }
+            for (offload::ExpertHandle& h : held_) h.slot = -h.slot - 1;
+            cache_->release(held_);
+            done += got;
+        }
+    }
+
+    // Expert h's gate / up / down as views of its cache slot: the mapped views' shapes and
+    // types, the slot's bytes.
+    Ffn cached_ffn(const MlaLayer& L, int64_t il, const offload::ExpertHandle& h) {
+        const offload::ExpertData d = cache_->wait(il, h);
+        Ffn w = L.experts[static_cast<size_t>(h.expert)];
+        w.gate.data = d.part[0];
+        w.up.data = d.part[1];
+        w.down.data = d.part[2];
+        return w;
+    }
+
+    // Decoding: the next MoE layer's router applied to this layer's normalised input, its top
+    // experts read ahead (ExpertCache scores the guess when that layer routes).
+    void prefetch_next(int64_t il, const float* xn) {
+        if (il + 1 >= hp_.n_layer) return;
+        const MlaLayer& next = layers_[static_cast<size_t>(il + 1)];
+        if (!next.moe) return;
+        const int64_t k = router_.n_used;
+        float* logits = grow(guess_logits_, hp_.n_expert);
+        simd::matmul(next.router, xn, hp_.n_embd, 1, logits, hp_.n_expert, guess_act_);
+        guess_ids_.resize(static_cast<size_t>(k));
+        float* weights = grow(guess_weights_, k);
+        route(router_, logits, next.probs_bias.empty() ? nullptr : next.probs_bias.data(),
+              guess_ids_.data(), weights);
+        cache_->prefetch(il + 1, guess_ids_);
     }
 
     // Legacy files: the most a batch's decompressed keys and values (and attn_kv_b's output) may
@@ -577,14 +648,21 @@ class DeepSeek2Forward final : public Forward {
     std::vector<float> heads_;  // (n, n_head · v_head)
     std::vector<float> kvb_;    // legacy files: (positions, n_head, qk_nope + v_head) attn_kv_b
     std::optional<KvCache> wide_;  // compressed legacy files: a decompressed batch's keys, values
-    std::vector<float> router_logits_;  // (n, n_expert)
-    std::vector<int32_t> ids_;          // (n, n_used) chosen experts
-    std::vector<float> weights_;        // (n, n_used) their weights
-    std::vector<float> slots_;          // (n, n_used, n_embd) weighted expert outputs
-    std::vector<float> gather_;         // (tokens of one expert, n_embd)
-    std::vector<float> expert_out_;     // (tokens of one expert, n_embd)
-    std::vector<float> shared_out_;     // (n, n_embd)
-    std::vector<float> attn_scratch_;   // (kv_lora, n_kv) latents transposed
+    std::vector<float> router_logits_;         // (n, n_expert)
+    std::vector<int32_t> ids_;                 // (n, n_used) chosen experts
+    std::vector<float> weights_;               // (n, n_used) their weights
+    std::vector<float> slots_;                 // (n, n_used, n_embd) weighted expert outputs
+    std::vector<float> gather_;                // (tokens of one expert, n_embd)
+    std::vector<float> expert_out_;            // (tokens of one expert, n_embd)
+    std::vector<float> shared_out_;            // (n, n_embd)
+    std::vector<float> attn_scratch_;          // (kv_lora, n_kv) latents transposed
+    offload::ExpertCache* cache_ = nullptr;    // routed experts from here when set
+    std::vector<int32_t> used_;                // distinct experts of a batch, ascending
+    std::vector<offload::ExpertHandle> held_;  // experts pinned in the cache
+    std::vector<float> guess_logits_;          // (n_expert) next layer's router on this input
+    std::vector<int32_t> guess_ids_;           // (n_used) its choice
+    std::vector<float> guess_weights_;         // (n_used)
+    simd::Activations guess_act_;
     FfnScratch ffn_;
     simd::Activations act_;
 };
