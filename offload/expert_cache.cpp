@@ -164,6 +164,13 @@ ExpertCache::ExpertCache(ExpertStore store, const CacheOptions& options)
         const uint64_t count = std::min(per_buffer, n_slots - s);
         buffers.push_back({slots_[s].data, count * slot_bytes_});
     }
+    if (!options_.trace_path.empty()) {
+        trace_ = std::make_unique<std::ofstream>(options_.trace_path);
+        if (!*trace_) {
+            ::munmap(arena_, arena_bytes_);
+            fail("{}: cannot write the routing trace", options_.trace_path);
+        }
+    }
     try {
         reader_ = std::make_unique<Reader>(store_.files(), buffers, options_.reader);
         if (options_.policy == Policy::Pinned) load_hot_set(options_.hot_profile);
@@ -322,6 +329,11 @@ size_t ExpertCache::acquire(int64_t layer, std::span<const int32_t> ids,
         fail("expert cache: layer {} has no routed experts", layer);
     return guarded(
         [&]() -> size_t {
+            if (trace_) {
+                *trace_ << layer;
+                for (const int32_t id : ids) *trace_ << ' ' << id;
+                *trace_ << '\n';
+            }
             LayerStats& st = layer_stats_[static_cast<size_t>(layer)];
             const std::vector<int32_t>& guess = predicted_[static_cast<size_t>(layer)];
             bool checked = false;

@@ -21,6 +21,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <fstream>
 #include <memory>
 #include <span>
 #include <string>
@@ -46,6 +47,7 @@ struct CacheOptions {
     uint64_t kv_bytes = 0;      // the KV cache the session allocated
     Policy policy = Policy::Lru;
     std::string hot_profile;  // Policy::Pinned: lines "layer expert [count]"
+    std::string trace_path;   // when set, every acquire() appends "layer id id ..." here
     ReaderOptions reader;
 };
 
@@ -156,7 +158,8 @@ class ExpertCache {
     std::vector<std::vector<int32_t>> predicted_;          // (n_layer) last prefetch's ids
     std::vector<std::pair<uint64_t, uint64_t>> file_ids_;  // (n_files) size, mtime in ns
     std::unique_ptr<Reader> reader_;
-    std::vector<uint64_t> done_;  // completion scratch
+    std::unique_ptr<std::ofstream> trace_;  // routing trace (CacheOptions::trace_path)
+    std::vector<uint64_t> done_;            // completion scratch
     uint64_t tick_ = 0;
 };
 

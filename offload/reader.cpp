@@ -66,7 +66,7 @@ Reader::Reader(const std::vector<std::string>& paths, std::span<const iovec> buf
         }
         fds_.push_back(fd);
     }
-    if (!options_.force_pread) {
+    if (!options_.force_pread && !options_.simulate) {
         auto ring = std::make_unique<Ring>();
         const int ret = io_uring_queue_init(options_.queue_depth, &ring->ring, 0);
         if (ret < 0) {
@@ -116,6 +116,11 @@ void Reader::submit(const ReadRequest& request) {
         request.file >= fds_.size()) {
         fail("expert read of {} bytes at offset {} of file {} is not aligned to {} bytes",
              request.bytes, request.offset, request.file, kAlign);
+    }
+    if (options_.simulate) {
+        bytes_read_ += request.needed;
+        completed_.push_back(request.tag);
+        return;
     }
     uint64_t parent = 0;
     if (!free_requests_.empty()) {

@@ -50,7 +50,8 @@ struct ReaderOptions {
     uint64_t chunk_bytes = uint64_t{1} << 20;  // requests are split into reads of this size
     bool force_pread = false;                  // skip io_uring (tests; the fallback path)
     bool quiet = false;                        // no notice line when falling back
-    FaultHook fault_hook;                      // null in production
+    bool simulate = false;  // no I/O: every read completes at once (routing-trace replay)
+    FaultHook fault_hook;   // null in production
 };
 
 class Reader {

@@ -55,6 +55,7 @@ void Session::attach_budget(const SessionOptions& options) {
     co.kv_bytes = cache_.bytes();
     co.policy = options.cache_policy;
     co.hot_profile = options.hot_profile;
+    co.trace_path = options.trace_path;
     co.reader = options.reader;
     experts_ = std::make_unique<offload::ExpertCache>(offload::ExpertStore(std::move(table)), co);
     forward_->use_expert_cache(experts_.get());

@@ -36,6 +36,7 @@ struct SessionOptions {
     uint64_t ram_budget = 0;
     offload::Policy cache_policy = offload::Policy::Lru;
     std::string hot_profile;        // Policy::Pinned: the hot set
+    std::string trace_path;         // routing trace written by the expert cache
     offload::ReaderOptions reader;  // queue depth, forced pread, test fault hook
 };
 

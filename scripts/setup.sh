@@ -13,6 +13,7 @@ packages=(
   liburing-dev libhwloc-dev libdnnl-dev libxsimd-dev xtl-dev
   clang libfuzzer-14-dev libclang-rt-14-dev clang-format
   tmux python3-jinja2
+  fio  # expert-tier benchmarks: the disk bound (io_uring, O_DIRECT random reads)
 )
 if ! command -v node >/dev/null 2>&1; then packages+=(nodejs npm); fi
 

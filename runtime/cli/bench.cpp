@@ -52,6 +52,7 @@ void run_bench(const BenchOptions& o) {
     so.ram_budget = o.budget.ram_budget;
     so.cache_policy = o.budget.cache_policy;
     so.hot_profile = o.budget.hot_profile;
+    so.trace_path = o.budget.trace_path;
     so.reader = o.budget.reader;
     Session session(model, so);
     const offload::ExpertCache* cache = session.expert_cache();

@@ -76,6 +76,8 @@ void add_budget_options(CLI::App* cmd, SessionOptions& options) {
         ->capture_default_str();
     cmd->add_flag("--force-pread", options.reader.force_pread,
                   "Read experts with pread instead of io_uring");
+    cmd->add_option("--trace-out", options.trace_path,
+                    "With --ram-budget: write every layer's routed experts here (strata tune)");
 }
 
 void print_cache_stats(const Session& session, bool per_layer) {
