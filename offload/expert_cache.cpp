@@ -346,6 +346,11 @@ size_t ExpertCache::acquire(int64_t layer, std::span<const int32_t> ids,
                 int32_t s = where_[kk];
                 if (s < 0) {
                     s = find_victim();
+                    if (s < 0) {
+                        // Reads finished but not yet collected (pread, simulation) free slots.
+                        reap(false);
+                        s = find_victim();
+                    }
                     // Every free slot is still being read (prefetches): wait for one.
                     while (s < 0 && reader_->outstanding() > 0) {
                         reap(true);
