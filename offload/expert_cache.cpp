@@ -359,7 +359,14 @@ size_t ExpertCache::acquire(int64_t layer, std::span<const int32_t> ids,
                     if (s < 0) break;  // the caller pins every slot
                     if (!checked) check_files_unchanged();
                     checked = true;
+                    const auto t0 = std::chrono::steady_clock::now();
                     load(s, layer, id);
+                    // pread reads block here, not in wait(): the caller stalls all the same.
+                    if (!reader_->uses_io_uring())
+                        st.stall_ns += static_cast<uint64_t>(
+                            std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                std::chrono::steady_clock::now() - t0)
+                                .count());
                     ++st.misses;
                 } else {
                     ++st.hits;
