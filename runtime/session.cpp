@@ -6,6 +6,7 @@
 #include "runtime/arch/forward.h"
 #include "runtime/error.h"
 #include "simd/parallel.h"
+#include "runtime/expert_table.h"
 
 namespace strata {
 namespace {
@@ -29,6 +30,34 @@ Session::Session(const Model& model, const SessionOptions& options)
     if (options.n_threads < 0)
         fail("--threads is {}, expected a positive number", options.n_threads);
     last_.resize(static_cast<size_t>(n_vocab()));
+    if (options.ram_budget > 0) attach_budget(options);
+}
+
+void Session::attach_budget(const SessionOptions& options) {
+    offload::StoreTable table = expert_table(*model_);
+    if (table.n_layer == 0) {
+        // Nothing to stream: the whole file and the KV cache must fit.
+        const uint64_t need = model_->file().file_bytes() + cache_.bytes();
+        if (need > options.ram_budget) {
+            fail(
+                "--ram-budget {:.2f} GiB is too small: weights {:.2f} GiB + KV cache {:.2f} GiB "
+                "(a model without routed experts is held whole); minimum budget {:.2f} GiB",
+                static_cast<double>(options.ram_budget) / (1ull << 30),
+                static_cast<double>(model_->file().file_bytes()) / (1ull << 30),
+                static_cast<double>(cache_.bytes()) / (1ull << 30),
+                static_cast<double>(need) / (1ull << 30));
+        }
+        return;
+    }
+    offload::CacheOptions co;
+    co.budget_bytes = options.ram_budget;
+    co.kv_bytes = cache_.bytes();
+    co.policy = options.cache_policy;
+    co.hot_profile = options.hot_profile;
+    co.trace_path = options.trace_path;
+    co.reader = options.reader;
+    experts_ = std::make_unique<offload::ExpertCache>(offload::ExpertStore(std::move(table)), co);
+    forward_->use_expert_cache(experts_.get());
 }
 
 Session::~Session() = default;

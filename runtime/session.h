@@ -13,8 +13,10 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
+#include "offload/expert_cache.h"
 #include "runtime/kv_cache.h"
 #include "runtime/model.h"
 
@@ -28,6 +30,14 @@ struct SessionOptions {
     int n_threads = 0;      // threads of a forward pass; 0: OpenMP's default (one per core)
     // deepseek2 files with the legacy attn_kv_b: compressed cache (default) or per-head K/V.
     MlaLegacy mla_legacy = MlaLegacy::Compressed;
+    // --ram-budget in bytes; 0: none, routed experts are read from the file mapping. With one,
+    // the weights outside routed experts, the KV cache and an expert cache must fit in it, and
+    // routed experts come through the cache (offload/expert_cache.h).
+    uint64_t ram_budget = 0;
+    offload::Policy cache_policy = offload::Policy::Lru;
+    std::string hot_profile;        // Policy::Pinned: the hot set
+    std::string trace_path;         // routing trace written by the expert cache
+    offload::ReaderOptions reader;  // queue depth, forced pread, test fault hook
 };
 
 class Session {
@@ -47,6 +57,9 @@ class Session {
     size_t cache_bytes() const { return cache_.bytes(); }
     // Threads a forward pass runs on.
     int n_threads() const;
+    // The expert cache under --ram-budget, or null (no budget, or no routed experts).
+    offload::ExpertCache* expert_cache() { return experts_.get(); }
+    const offload::ExpertCache* expert_cache() const { return experts_.get(); }
 
     // Appends tokens to the context; returns the last one's logits (n_vocab floats, valid until
     // the next call).
@@ -65,10 +78,13 @@ class Session {
     void clear() { truncate(0); }
 
   private:
+    // Builds the expert cache under options.ram_budget and hands it to the forward pass.
+    void attach_budget(const SessionOptions& options);
     // Checks ids and room, then runs tokens in batches; logits as Forward::run.
     void evaluate(std::span<const int32_t> tokens, bool all_logits, float* logits);
 
     const Model* model_;
+    std::unique_ptr<offload::ExpertCache> experts_;  // under a budget; outlives forward_
     std::unique_ptr<Forward> forward_;
     KvCache cache_;
     int64_t n_batch_;

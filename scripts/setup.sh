@@ -12,7 +12,8 @@ packages=(
   libfmt-dev nlohmann-json3-dev libcli11-dev libutf8proc-dev
   liburing-dev libhwloc-dev libdnnl-dev libxsimd-dev xtl-dev
   clang libfuzzer-14-dev libclang-rt-14-dev clang-format
-  tmux python3-jinja2 fio
+  tmux python3-jinja2
+  fio  # the disk bound of the expert tier's benchmarks (io_uring, O_DIRECT random reads)
 )
 if ! command -v node >/dev/null 2>&1; then packages+=(nodejs npm); fi
 

@@ -37,6 +37,7 @@
 #include <numeric>
 #include <optional>
 
+#include "offload/expert_cache.h"
 #include "runtime/arch/archs.h"
 #include "runtime/arch/attention.h"
 #include "runtime/arch/common.h"
@@ -94,6 +95,8 @@ class DeepSeek2Forward final : public Forward {
             n_extra_ = std::max(n_extra_, extra_slots(quant::traits(L.wkv_b.type).partner));
         }
     }
+
+    void use_expert_cache(offload::ExpertCache* cache) override { cache_ = cache; }
 
     // One compressed row per token, and its latent again transposed (one row of positions per
     // latent element), the layout in which attention's weighted sum reads it: keeping both costs
@@ -511,18 +514,13 @@ class DeepSeek2Forward final : public Forward {
         return shape;
     }
 
-    // Routed expert e of layer il: the one place the forward pass reaches an expert's weights,
-    // so that an expert cache can hand out the copy it holds instead.
-    const Ffn& routed_expert(const MlaLayer& L, int64_t il, int32_t e) const {
-        static_cast<void>(il);
-        return L.experts[static_cast<size_t>(e)];
-    }
-
-    // out (n, n_embd) = Σ_slots weight · expert(xn) + shared experts(xn). Every chosen expert and
-    // the shared ones run as one batch of FFN tasks (run_ffns) over one conversion of xn.
+    // out (n, n_embd) = Σ_slots weight · expert(xn) + shared experts(xn). The chosen experts and
+    // the shared ones run as batches of FFN tasks (run_ffns) over one conversion of xn: all at
+    // once from the mapping, or under --ram-budget in the order the expert cache delivers them.
     void moe(const MlaLayer& L, int64_t il, const float* xn, int64_t n, float* out) {
         const int64_t n_embd = hp_.n_embd, k = router_.n_used;
         moe_in_.set(xn, n_embd, n_embd, n);
+        moe_rows_ = n;
         float* logits = grow(router_logits_, n * hp_.n_expert);
         simd::matmul(L.router, moe_in_.for_weights(L.router), logits, hp_.n_expert);
         tap("ffn_moe_logits", kTapCurrent, logits, n * hp_.n_expert);
@@ -558,13 +556,11 @@ class DeepSeek2Forward final : public Forward {
         if (expert_in_.size() < static_cast<size_t>(2 * n_active))
             expert_in_.resize(static_cast<size_t>(2 * n_active));
         float* res = grow(expert_out_, n * k * n_embd);  // (n · k, n_embd) by picks_ order
-        tasks_.clear();
-        for (int64_t a = 0; a < n_active; ++a) {
+        // Task of active expert a with weights w; its gathered inputs live in expert_in_[2a..].
+        const auto task_of = [&](int64_t a, const Ffn* w) {
             const int64_t begin = runs_[static_cast<size_t>(a)],
                           end = runs_[static_cast<size_t>(a) + 1];
-            const int32_t e = ids_[static_cast<size_t>(picks_[static_cast<size_t>(begin)])];
-            FfnTask task{&routed_expert(L, il, e), &all_gate, &all_up, res + begin * n_embd,
-                         simd::Path::Experts};
+            FfnTask task{w, &all_gate, &all_up, res + begin * n_embd, simd::Path::Experts};
             if (n > 1) {
                 rows_.clear();
                 for (int64_t i = begin; i < end; ++i)
@@ -579,14 +575,24 @@ class DeepSeek2Forward final : public Forward {
                     task.in_up = &u;
                 }
             }
-            tasks_.push_back(task);
-        }
+            return task;
+        };
+        const auto expert_id = [&](int64_t a) {
+            return ids_[static_cast<size_t>(picks_[static_cast<size_t>(runs_[static_cast<size_t>(a)])])];
+        };
         float* sh = L.shared ? grow(shared_out_, n * n_embd) : nullptr;
+        tasks_.clear();
         if (L.shared) {
             tasks_.push_back({&L.shared_ffn, &moe_in_.for_weights(L.shared_ffn.gate),
                               &moe_in_.for_weights(L.shared_ffn.up), sh, simd::Path::Gemm});
         }
-        run_ffns(tasks_, ffn_);
+        if (cache_) {
+            cached_experts(L, il, n_active, expert_id, task_of);
+        } else {
+            for (int64_t a = 0; a < n_active; ++a)
+                tasks_.push_back(task_of(a, &L.experts[static_cast<size_t>(expert_id(a))]));
+            run_ffns(tasks_, ffn_);
+        }
 
         // Weighted outputs in their slots, then summed in selection order and the shared experts
         // added, as the reference does.
@@ -609,6 +615,78 @@ class DeepSeek2Forward final : public Forward {
             tap("ffn_shexp", kTapCurrent, sh, n * n_embd);
             ops::add(out, sh, n * n_embd);
         }
+    }
+
+    // The active experts of a batch (expert_id(a), a < n_active, ascending ids) from the expert
+    // cache, each acquired once for the whole batch, so a prompt reads each missing expert once.
+    // Misses are issued as soon as the routing is known; the experts already present (and the
+    // shared ones, queued in tasks_) run as one batch while the rest arrive, then the rest. In
+    // decoding, the next layer's likely experts (its router on this layer's input) are read
+    // ahead. Fewer slots than experts: in waves, each released before the next.
+    template <class ExpertId, class TaskOf>
+    void cached_experts(const MlaLayer& L, int64_t il, int64_t n_active, ExpertId&& expert_id,
+                        TaskOf&& task_of) {
+        used_.resize(static_cast<size_t>(n_active));
+        for (int64_t a = 0; a < n_active; ++a) used_[static_cast<size_t>(a)] = expert_id(a);
+        cached_.resize(static_cast<size_t>(n_active));  // stable: FfnTask points into it
+        bool prefetched = n_active == 0 || moe_rows_ > 1;  // prompts route to most experts anyway
+        size_t done = 0;
+        while (done < used_.size()) {
+            held_.clear();
+            const size_t got =
+                cache_->acquire(il, std::span<const int32_t>(used_).subspan(done), held_);
+            if (!prefetched) {
+                prefetch_next(il);
+                prefetched = true;
+            }
+            // Present ones first (with the shared experts on
+            // the first wave), then the others once their reads are in.
+            for (int pass = 0; pass < 2; ++pass) {
+                for (offload::ExpertHandle& h : held_) {
+                    if (h.slot < 0 || (pass == 0 && !cache_->ready(h))) continue;
+                    const auto a = static_cast<int64_t>(
+                        std::lower_bound(used_.begin(), used_.end(), h.expert) - used_.begin());
+                    Ffn& w = cached_[static_cast<size_t>(a)];
+                    w = cached_ffn(L, il, h);
+                    tasks_.push_back(task_of(a, &w));
+                    h.slot = -h.slot - 1;  // taken; restored for release below
+                }
+                if (!tasks_.empty()) run_ffns(tasks_, ffn_);
+                tasks_.clear();
+            }
+            for (offload::ExpertHandle& h : held_) h.slot = -h.slot - 1;
+            cache_->release(held_);
+            done += got;
+        }
+        if (!tasks_.empty()) run_ffns(tasks_, ffn_);  // the shared experts alone (no routing)
+        tasks_.clear();
+    }
+
+    // Expert h's gate / up / down as views of its cache slot: the mapped views' shapes and
+    // types, the slot's bytes.
+    Ffn cached_ffn(const MlaLayer& L, int64_t il, const offload::ExpertHandle& h) {
+        const offload::ExpertData d = cache_->wait(il, h);
+        Ffn w = L.experts[static_cast<size_t>(h.expert)];
+        w.gate.data = d.part[0];
+        w.up.data = d.part[1];
+        w.down.data = d.part[2];
+        return w;
+    }
+
+    // Decoding: the next MoE layer's router applied to this layer's normalised input (moe_in_),
+    // its top experts read ahead (ExpertCache scores the guess when that layer routes).
+    void prefetch_next(int64_t il) {
+        if (il + 1 >= hp_.n_layer) return;
+        const MlaLayer& next = layers_[static_cast<size_t>(il + 1)];
+        if (!next.moe) return;
+        const int64_t k = router_.n_used;
+        float* logits = grow(guess_logits_, hp_.n_expert);
+        simd::matmul(next.router, moe_in_.for_weights(next.router), logits, hp_.n_expert);
+        guess_ids_.resize(static_cast<size_t>(k));
+        float* weights = grow(guess_weights_, k);
+        route(router_, logits, next.probs_bias.empty() ? nullptr : next.probs_bias.data(),
+              guess_ids_.data(), weights);
+        cache_->prefetch(il + 1, guess_ids_);
     }
 
     // Legacy files: the most a batch's decompressed keys and values (and attn_kv_b's output) may
@@ -653,6 +731,14 @@ class DeepSeek2Forward final : public Forward {
     std::vector<simd::Activations> head_act_;   // (n_head) per-head k_b / v_b inputs
     SharedInput in_;                            // attention's normalised input, converted
     SharedInput moe_in_;                        // the MoE block's input, converted
+    int64_t moe_rows_ = 0;                      // tokens of the MoE block's batch
+    offload::ExpertCache* cache_ = nullptr;     // routed experts from here when set
+    std::vector<int32_t> used_;                 // (active experts) their ids, ascending
+    std::vector<Ffn> cached_;                   // (active experts) views of their cache slots
+    std::vector<offload::ExpertHandle> held_;   // experts pinned in the cache
+    std::vector<float> guess_logits_;           // (n_expert) next layer's router on this input
+    std::vector<int32_t> guess_ids_;            // (n_used) its choice
+    std::vector<float> guess_weights_;          // (n_used)
     FfnScratch ffn_;
     simd::Activations act_;
 };

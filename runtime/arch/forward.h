@@ -15,6 +15,9 @@
 #include "runtime/model.h"
 
 namespace strata {
+namespace offload {
+class ExpertCache;
+}
 
 class Forward {
   public:
@@ -29,6 +32,11 @@ class Forward {
     // Callers check token ids and that pos0 + tokens.size() <= cache.n_ctx().
     virtual void run(std::span<const int32_t> tokens, int64_t pos0, KvCache& cache, bool all_logits,
                      float* logits) = 0;
+
+    // From now on, take routed experts from `cache` (which outlives this forward pass) instead
+    // of the file mapping; null goes back to the mapping. Architectures without routed experts
+    // ignore it.
+    virtual void use_expert_cache(offload::ExpertCache* cache) { (void)cache; }
 };
 
 // The forward pass of the model's architecture; throws strata::Error naming the tensor when a

@@ -1,6 +1,7 @@
 // strata bench: prefill and decode speed of a model.
 //   strata bench -m MODEL [-p 512] [-n 128] [--depth N] [--threads N] [--seed S]
 //                [--mla-legacy M] [--bandwidth GBPS] [--no-warmup] [--json]
+//                [--ram-budget SIZE|PCT [--cache-policy P] [--hot-profile F] [--save-profile F]]
 // After an untimed warm-up pass over the prompt (--no-warmup: none) and, with --depth, an untimed
 // pass over N other random tokens that stay in the cache (as llama-bench's -d), prefills -p
 // random token ids in one batch, then decodes -n tokens one at a time (each the argmax of the
@@ -10,7 +11,10 @@
 // the bandwidth bound, bandwidth / weight bytes per token.
 // --json prints one object with at least prefill_tps, decode_tps, peak_rss_bytes,
 // kv_cache_bytes, threads, depth and weight_bytes_per_token, and bandwidth_fraction when the
-// bandwidth is known.
+// bandwidth is known; with --ram-budget also the decode phase's expert-cache figures: hit_rate,
+// bytes_read_per_token, read_gbps (bytes read over the time reads were in flight),
+// stall_ms_per_token (time the forward pass waited for reads) and prefetch_accuracy (share of
+// routed experts the next-layer guess named), and the prefill's prefill_bytes_read.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -38,6 +42,8 @@ struct BenchOptions {
     bool json = false;
     bool warmup = true;
     MlaLegacy mla_legacy = MlaLegacy::Compressed;
+    SessionOptions budget;     // --ram-budget and the cache options
+    std::string save_profile;  // expert usage written here after the run
 };
 
 // Bytes of weights one decoded token reads: every tensor once, except the token embedding (one
@@ -70,7 +76,13 @@ void run_bench(const BenchOptions& o) {
     so.n_batch = o.n_prompt;
     so.n_threads = o.threads;
     so.mla_legacy = o.mla_legacy;
+    so.ram_budget = o.budget.ram_budget;
+    so.cache_policy = o.budget.cache_policy;
+    so.hot_profile = o.budget.hot_profile;
+    so.trace_path = o.budget.trace_path;
+    so.reader = o.budget.reader;
     Session session(model, so);
+    const offload::ExpertCache* cache = session.expert_cache();
     const int threads = session.n_threads();
 
     std::mt19937_64 rng(o.seed);
@@ -98,9 +110,11 @@ void run_bench(const BenchOptions& o) {
     using Clock = std::chrono::steady_clock;
     if (!o.json)
         std::fprintf(stderr, "prefill of %lld tokens ...\n", static_cast<long long>(o.n_prompt));
+    const offload::CacheStats s0 = cache ? cache->stats() : offload::CacheStats{};
     const auto t0 = Clock::now();
     std::span<const float> logits = session.decode(prompt);
     const auto t1 = Clock::now();
+    const offload::CacheStats s1 = cache ? cache->stats() : offload::CacheStats{};
     Progress progress("decode", static_cast<uint64_t>(o.n_gen));
     for (int64_t i = 0; i < o.n_gen; ++i) {
         const auto id =
@@ -119,6 +133,9 @@ void run_bench(const BenchOptions& o) {
     const double per_token = weight_bytes_per_token(model);
     // Decode speed over the bound reading the weights at the machine's bandwidth allows.
     const double fraction = o.bandwidth > 0 ? decode_tps * per_token / (o.bandwidth * 1e9) : 0.0;
+    const offload::CacheStats dec = (cache ? cache->stats() : offload::CacheStats{}) - s1;
+    const double per_gen_token = o.n_gen > 0 ? 1.0 / static_cast<double>(o.n_gen) : 0.0;
+    if (cache && !o.save_profile.empty()) cache->write_profile(o.save_profile);
     if (o.json) {
         nlohmann::json j;
         j["model"] = o.model;
@@ -139,6 +156,27 @@ void run_bench(const BenchOptions& o) {
             j["read_bandwidth_gbps"] = o.bandwidth;
             j["bandwidth_fraction"] = fraction;
         }
+        if (cache) {
+            j["ram_budget_bytes"] = so.ram_budget;
+            j["cache_policy"] = offload::policy_name(cache->policy());
+            j["cache_slots"] = cache->n_slots();
+            j["slot_bytes"] = cache->slot_bytes();
+            j["expert_bytes"] = cache->store().expert_bytes();
+            j["resident_bytes"] = cache->store().resident_bytes();
+            j["io"] = cache->reader().uses_io_uring() ? "io_uring" : "pread";
+            j["o_direct"] = cache->reader().direct();
+            j["huge_pages"] = cache->huge_pages();
+            j["hit_rate"] = dec.hit_rate();
+            j["hits"] = dec.hits;
+            j["misses"] = dec.misses;
+            j["bytes_read_per_token"] = static_cast<double>(dec.bytes_read) * per_gen_token;
+            j["read_gbps"] = dec.read_gbps();
+            j["stall_ms_per_token"] = static_cast<double>(dec.stall_ns) / 1e6 * per_gen_token;
+            j["prefetch_accuracy"] = dec.prefetch_accuracy();
+            j["prefetched"] = dec.prefetched;
+            j["prefill_bytes_read"] = (s1 - s0).bytes_read;
+            j["prefill_read_gbps"] = (s1 - s0).read_gbps();
+        }
         fmt::print("{}\n", j.dump());
         return;
     }
@@ -157,6 +195,16 @@ void run_bench(const BenchOptions& o) {
         fmt::print("bound     {:.2f} tokens/s at {:.1f} GB/s: decode reaches {:.0f}%\n",
                    o.bandwidth * 1e9 / per_token, o.bandwidth, 100 * fraction);
     fmt::print("peak RSS  {}\n", format_bytes(rss));
+    if (cache) {
+        fmt::print(
+            "experts   {} slots of {} ({}), decode: hit rate {:.3f}, {} read per token "
+            "at {:.2f} GB/s, stall {:.2f} ms per token, prefetch accuracy {:.3f}\n",
+            cache->n_slots(), format_bytes(cache->slot_bytes()),
+            offload::policy_name(cache->policy()), dec.hit_rate(),
+            format_bytes(static_cast<uint64_t>(static_cast<double>(dec.bytes_read) * per_gen_token)),
+            dec.read_gbps(), static_cast<double>(dec.stall_ns) / 1e6 * per_gen_token,
+            dec.prefetch_accuracy());
+    }
 }
 
 }  // namespace
@@ -174,6 +222,9 @@ void add_bench(CLI::App& app) {
     cmd->add_option("--threads", o.threads, "Threads (default: one per core)");
     cmd->add_option("--seed", o.seed, "Seed of the random prompt")->capture_default_str();
     add_mla_legacy_option(cmd, o.mla_legacy);
+    add_budget_options(cmd, o.budget);
+    cmd->add_option("--save-profile", o.save_profile,
+                    "With --ram-budget: write expert usage (a --hot-profile) to this file");
     cmd->add_flag("--json", o.json, "Print one JSON object");
     cmd->add_flag("!--no-warmup", o.warmup, "Time the first pass too (cold weights)");
     cmd->callback([] { run_bench(o); });

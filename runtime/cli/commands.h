@@ -13,5 +13,6 @@ void add_run(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_tokenize(CLI::App& app);
 void add_info(CLI::App& app);
+void add_tune(CLI::App& app);
 
 }  // namespace strata::cli

@@ -6,6 +6,8 @@
 #include <map>
 #include <random>
 
+#include <unistd.h>
+
 #include "runtime/error.h"
 
 namespace strata::cli {
@@ -43,6 +45,74 @@ void add_session_options(CLI::App* cmd, SessionOptions& options) {
         ->capture_default_str();
     cmd->add_option("--threads", options.n_threads, "Threads (default: one per core)");
     add_mla_legacy_option(cmd, options.mla_legacy);
+    add_budget_options(cmd, options);
+}
+
+void add_budget_options(CLI::App* cmd, SessionOptions& options) {
+    cmd->add_option_function<std::string>(
+           "--ram-budget",
+           [&options](const std::string& text) {
+               const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+               const uint64_t physical = pages > 0 && page > 0 ? static_cast<uint64_t>(pages) *
+                                                                     static_cast<uint64_t>(page)
+                                                               : 0;
+               options.ram_budget = offload::parse_budget(text, physical);
+           },
+           "Memory for weights, KV cache and expert cache together (24G, 512M, 25% of RAM); "
+           "routed experts beyond it are read from the file as needed")
+        ->type_name("SIZE|PCT");
+    cmd->add_option_function<std::string>(
+           "--cache-policy",
+           [&options](const std::string& text) {
+               options.cache_policy = offload::parse_policy(text);
+           },
+           "Expert cache eviction: lru, lfu, or pinned (lru plus the --hot-profile set)")
+        ->type_name("lru|lfu|pinned")
+        ->default_str("lru");
+    cmd->add_option("--hot-profile", options.hot_profile,
+                    "Experts to keep resident under --cache-policy pinned: lines 'layer expert'");
+    cmd->add_option("--io-queue-depth", options.reader.queue_depth,
+                    "Expert reads in flight at most")
+        ->capture_default_str();
+    cmd->add_flag("--force-pread", options.reader.force_pread,
+                  "Read experts with pread instead of io_uring");
+    cmd->add_option("--trace-out", options.trace_path,
+                    "With --ram-budget: write every layer's routed experts here (strata tune)");
+}
+
+void print_cache_stats(const Session& session, bool per_layer) {
+    const offload::ExpertCache* cache = session.expert_cache();
+    if (!cache) return;
+    const offload::CacheStats st = cache->stats();
+    std::fprintf(stderr,
+                 "expert cache: %lld slots of %.2f MiB (%s, %s pages, %s); hit rate %.3f "
+                 "(%llu hits, %llu misses); read %.1f MiB at %.2f GB/s; stall %.1f ms; "
+                 "prefetched %llu, prediction accuracy %.3f\n",
+                 static_cast<long long>(cache->n_slots()),
+                 static_cast<double>(cache->slot_bytes()) / (1 << 20),
+                 std::string(offload::policy_name(cache->policy())).c_str(),
+                 cache->huge_pages() ? "huge" : "normal",
+                 cache->reader().uses_io_uring()
+                     ? (cache->reader().direct() ? "io_uring O_DIRECT" : "io_uring")
+                     : "pread",
+                 st.hit_rate(), static_cast<unsigned long long>(st.hits),
+                 static_cast<unsigned long long>(st.misses),
+                 static_cast<double>(st.bytes_read) / (1 << 20), st.read_gbps(),
+                 static_cast<double>(st.stall_ns) / 1e6,
+                 static_cast<unsigned long long>(st.prefetched), st.prefetch_accuracy());
+    if (!per_layer) return;
+    for (int64_t il = 0; il < cache->store().n_layer(); ++il) {
+        if (!cache->store().has_experts(il)) continue;
+        const offload::LayerStats& l = cache->layer_stats(il);
+        std::fprintf(stderr,
+                     "  layer %3lld: %llu hits, %llu misses, %.1f MiB read, %.1f ms stalled, "
+                     "%llu prefetched\n",
+                     static_cast<long long>(il), static_cast<unsigned long long>(l.hits),
+                     static_cast<unsigned long long>(l.misses),
+                     static_cast<double>(l.bytes_read) / (1 << 20),
+                     static_cast<double>(l.stall_ns) / 1e6,
+                     static_cast<unsigned long long>(l.prefetched));
+    }
 }
 
 void add_mla_legacy_option(CLI::App* cmd, MlaLegacy& mla_legacy) {

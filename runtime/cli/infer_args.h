@@ -20,8 +20,14 @@ std::vector<int32_t> parse_token_list(const std::string& text);
 // Opens and binds a model file.
 Model load_model(const std::string& path);
 
-// --ctx, --batch, --threads, --mla-legacy.
+// --ctx, --batch, --threads, --mla-legacy and the budget options.
 void add_session_options(CLI::App* cmd, SessionOptions& options);
+// --ram-budget SIZE|PCT, --cache-policy lru|lfu|pinned, --hot-profile FILE, --io-queue-depth N,
+// --force-pread.
+void add_budget_options(CLI::App* cmd, SessionOptions& options);
+// The expert cache's statistics on stderr (nothing without a budget): totals, and with
+// `per_layer` one line per layer.
+void print_cache_stats(const Session& session, bool per_layer);
 // --mla-legacy compressed|per-head: how deepseek2 files with the legacy attn_kv_b keep their
 // cache (kv_cache.h, MlaLegacy).
 void add_mla_legacy_option(CLI::App* cmd, MlaLegacy& mla_legacy);

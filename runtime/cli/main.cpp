@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
     strata::cli::add_bench(app);
     strata::cli::add_tokenize(app);
     strata::cli::add_info(app);
+    strata::cli::add_tune(app);
 
     try {
         app.parse(argc, argv);

@@ -3,6 +3,7 @@
 //   strata run -m MODEL (-p PROMPT | -f FILE | --tokens 1,2,3) [-n N] [--temp T] [--top-k K]
 //              [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--greedy] [--ctx N]
 //              [--threads N] [--mla-legacy compressed|per-head] [--ignore-eos]
+//              [--ram-budget SIZE|PCT [--cache-policy P] [--hot-profile F] [--verbose]]
 // A text prompt is tokenized with the model's tokenizer (BOS as the file asks, special tokens
 // parsed) and the generated text is streamed to stdout; a --tokens prompt streams the generated
 // ids, space-separated. Statistics go to stderr. Generation stops after N tokens, at an
@@ -34,6 +35,7 @@ struct RunOptions {
     int64_t n_predict = 128;
     bool n_given = false;  // -n on the command line (a chat has no limit by default)
     bool ignore_eos = false;
+    bool verbose = false;  // expert-cache statistics per layer
     SessionOptions session;
     SamplingFlags sampling;
     ChatFlags chat;
@@ -138,6 +140,7 @@ void run_generate(const RunOptions& o) {
                  prompt.size(), prefill_s, static_cast<long long>(generated), gen_s,
                  gen_s > 0 ? static_cast<double>(generated) / gen_s : 0.0,
                  static_cast<unsigned long long>(sampler.params().seed));
+    print_cache_stats(session, o.verbose);
     if (context_full) {
         fail("context full after {} tokens (--ctx {})", session.n_past(), session.n_ctx());
     }
@@ -154,6 +157,8 @@ void add_run(CLI::App& app) {
     cmd->add_option("--tokens", o.tokens, "Prompt as token ids, e.g. 1,2,3 (ids are printed)");
     cmd->add_option("-n,--n-predict", o.n_predict, "Tokens to generate")->capture_default_str();
     cmd->add_flag("--ignore-eos", o.ignore_eos, "Keep generating past end-of-generation tokens");
+    cmd->add_flag("-v,--verbose", o.verbose,
+                  "With --ram-budget: expert-cache statistics per layer");
     add_session_options(cmd, o.session);
     o.sampling.add(cmd);
     o.chat.add(cmd);
