@@ -5,8 +5,8 @@
 
 #include "runtime/arch/forward.h"
 #include "runtime/error.h"
-#include "simd/parallel.h"
 #include "runtime/expert_table.h"
+#include "simd/parallel.h"
 
 namespace strata {
 namespace {

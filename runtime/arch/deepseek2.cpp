@@ -578,7 +578,8 @@ class DeepSeek2Forward final : public Forward {
             return task;
         };
         const auto expert_id = [&](int64_t a) {
-            return ids_[static_cast<size_t>(picks_[static_cast<size_t>(runs_[static_cast<size_t>(a)])])];
+            return ids_[static_cast<size_t>(
+                picks_[static_cast<size_t>(runs_[static_cast<size_t>(a)])])];
         };
         float* sh = L.shared ? grow(shared_out_, n * n_embd) : nullptr;
         tasks_.clear();
@@ -628,7 +629,7 @@ class DeepSeek2Forward final : public Forward {
                         TaskOf&& task_of) {
         used_.resize(static_cast<size_t>(n_active));
         for (int64_t a = 0; a < n_active; ++a) used_[static_cast<size_t>(a)] = expert_id(a);
-        cached_.resize(static_cast<size_t>(n_active));  // stable: FfnTask points into it
+        cached_.resize(static_cast<size_t>(n_active));     // stable: FfnTask points into it
         bool prefetched = n_active == 0 || moe_rows_ > 1;  // prompts route to most experts anyway
         size_t done = 0;
         while (done < used_.size()) {

@@ -7,14 +7,15 @@
 // random token ids in one batch, then decodes -n tokens one at a time (each the argmax of the
 // previous logits), and reports tokens per second of both phases, the peak resident memory, the
 // KV cache size and the weight bytes a decoded token reads. With the machine's read bandwidth
-// (--bandwidth; `strata info --probe` measures it), decode speed is also given as a fraction of
-// the bandwidth bound, bandwidth / weight bytes per token.
+// (--bandwidth, or probed after the run as `strata info --probe` does), decode speed is also
+// given as a fraction of the bandwidth bound, bandwidth / weight bytes per token.
 // --json prints one object with at least prefill_tps, decode_tps, peak_rss_bytes,
-// kv_cache_bytes, threads, depth and weight_bytes_per_token, and bandwidth_fraction when the
-// bandwidth is known; with --ram-budget also the decode phase's expert-cache figures: hit_rate,
-// bytes_read_per_token, read_gbps (bytes read over the time reads were in flight),
-// stall_ms_per_token (time the forward pass waited for reads) and prefetch_accuracy (share of
-// routed experts the next-layer guess named), and the prefill's prefill_bytes_read.
+// kv_cache_bytes, threads, depth, weight_bytes_per_token, read_bandwidth_gbps and
+// bandwidth_fraction (these two when decoding); with --ram-budget also the decode phase's
+// expert-cache figures: hit_rate, bytes_read_per_token, read_gbps (bytes read over the time reads
+// were in flight), stall_ms_per_token (time the forward pass waited for reads) and
+// prefetch_accuracy (share of routed experts the next-layer guess named), and the prefill's
+// prefill_bytes_read.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -27,6 +28,7 @@
 #include "runtime/cli/infer_args.h"
 #include "runtime/error.h"
 #include "runtime/progress.h"
+#include "simd/probe.h"
 
 namespace strata::cli {
 namespace {
@@ -131,8 +133,14 @@ void run_bench(const BenchOptions& o) {
     const double decode_tps = decode_s > 0 ? static_cast<double>(o.n_gen) / decode_s : 0.0;
     const uint64_t rss = peak_rss_bytes();
     const double per_token = weight_bytes_per_token(model);
-    // Decode speed over the bound reading the weights at the machine's bandwidth allows.
-    const double fraction = o.bandwidth > 0 ? decode_tps * per_token / (o.bandwidth * 1e9) : 0.0;
+    // The machine's read bandwidth, given or probed now (after the peak RSS is taken: the probe's
+    // buffer is not the model's), and decode speed over the bound it puts on reading the weights.
+    double bandwidth = o.bandwidth;
+    if (bandwidth == 0.0 && o.n_gen > 0) {
+        if (!o.json) std::fprintf(stderr, "probing read bandwidth ...\n");
+        bandwidth = simd::probe_read_bandwidth(threads, simd::default_probe_bytes()).gb_per_s;
+    }
+    const double fraction = bandwidth > 0 ? decode_tps * per_token / (bandwidth * 1e9) : 0.0;
     const offload::CacheStats dec = (cache ? cache->stats() : offload::CacheStats{}) - s1;
     const double per_gen_token = o.n_gen > 0 ? 1.0 / static_cast<double>(o.n_gen) : 0.0;
     if (cache && !o.save_profile.empty()) cache->write_profile(o.save_profile);
@@ -152,8 +160,9 @@ void run_bench(const BenchOptions& o) {
         j["threads"] = threads;
         j["depth"] = o.depth;
         j["weight_bytes_per_token"] = per_token;
-        if (o.bandwidth > 0) {
-            j["read_bandwidth_gbps"] = o.bandwidth;
+        if (bandwidth > 0) {
+            j["read_bandwidth_gbps"] = bandwidth;
+            j["read_bandwidth_source"] = o.bandwidth > 0 ? "given" : "probe";
             j["bandwidth_fraction"] = fraction;
         }
         if (cache) {
@@ -191,9 +200,9 @@ void run_bench(const BenchOptions& o) {
                decode_tps, o.depth > 0 ? fmt::format(" after {} cached positions", o.depth) : "");
     fmt::print("weights   {} read per decoded token\n",
                format_bytes(static_cast<uint64_t>(per_token)));
-    if (o.bandwidth > 0)
+    if (bandwidth > 0)
         fmt::print("bound     {:.2f} tokens/s at {:.1f} GB/s: decode reaches {:.0f}%\n",
-                   o.bandwidth * 1e9 / per_token, o.bandwidth, 100 * fraction);
+                   bandwidth * 1e9 / per_token, bandwidth, 100 * fraction);
     fmt::print("peak RSS  {}\n", format_bytes(rss));
     if (cache) {
         fmt::print(
@@ -201,7 +210,8 @@ void run_bench(const BenchOptions& o) {
             "at {:.2f} GB/s, stall {:.2f} ms per token, prefetch accuracy {:.3f}\n",
             cache->n_slots(), format_bytes(cache->slot_bytes()),
             offload::policy_name(cache->policy()), dec.hit_rate(),
-            format_bytes(static_cast<uint64_t>(static_cast<double>(dec.bytes_read) * per_gen_token)),
+            format_bytes(
+                static_cast<uint64_t>(static_cast<double>(dec.bytes_read) * per_gen_token)),
             dec.read_gbps(), static_cast<double>(dec.stall_ns) / 1e6 * per_gen_token,
             dec.prefetch_accuracy());
     }
@@ -217,8 +227,10 @@ void add_bench(CLI::App& app) {
     cmd->add_option("-n,--n-gen", o.n_gen, "Generated tokens")->capture_default_str();
     cmd->add_option("--depth", o.depth, "Cached positions before the timed prefill and decode")
         ->capture_default_str();
-    cmd->add_option("--bandwidth", o.bandwidth,
-                    "Memory read bandwidth in GB/s, for decode as a fraction of its bound");
+    cmd->add_option(
+        "--bandwidth", o.bandwidth,
+        "Memory read bandwidth in GB/s, for decode as a fraction of its bound (default: "
+        "probed after the run, as `strata info --probe`)");
     cmd->add_option("--threads", o.threads, "Threads (default: one per core)");
     cmd->add_option("--seed", o.seed, "Seed of the random prompt")->capture_default_str();
     add_mla_legacy_option(cmd, o.mla_legacy);
