@@ -46,7 +46,10 @@ struct ReadRequest {
 using FaultHook = std::function<int64_t(const ReadRequest& request, int64_t result)>;
 
 struct ReaderOptions {
-    unsigned queue_depth = 32;                 // reads in flight at most
+    // Reads in flight at most. 128 of 1 MiB: on this VM's disk, fio's 1 MiB random reads ran
+    // 0.64 GB/s at depth 32 and 1.37 at 128 (43 GB file), and big40's decode under a 12 GB
+    // budget went from 3.8 to 4.4 tokens/s.
+    unsigned queue_depth = 128;
     uint64_t chunk_bytes = uint64_t{1} << 20;  // requests are split into reads of this size
     bool force_pread = false;                  // skip io_uring (tests; the fallback path)
     bool quiet = false;                        // no notice line when falling back

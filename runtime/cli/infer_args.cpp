@@ -72,7 +72,8 @@ void add_budget_options(CLI::App* cmd, SessionOptions& options) {
     cmd->add_option("--hot-profile", options.hot_profile,
                     "Experts to keep resident under --cache-policy pinned: lines 'layer expert'");
     cmd->add_option("--io-queue-depth", options.reader.queue_depth,
-                    "Expert reads in flight at most")
+                    "Expert reads (of 1 MiB) in flight at most")
+        ->check(CLI::Range(1u, 4096u))
         ->capture_default_str();
     cmd->add_flag("--force-pread", options.reader.force_pread,
                   "Read experts with pread instead of io_uring");
