@@ -1,11 +1,18 @@
 // Session: context bookkeeping around the forward pass.
 #include "runtime/session.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdint>
+#include <vector>
 
 #include "runtime/arch/forward.h"
 #include "runtime/error.h"
 #include "runtime/expert_table.h"
+#include "runtime/progress.h"
+#include "scheduler/hardware.h"
 #include "simd/parallel.h"
 
 namespace strata {
@@ -14,6 +21,50 @@ namespace {
 int64_t default_ctx(const HParams& hp) {
     constexpr int64_t kDefault = 4096;
     return hp.n_ctx_train > 0 ? std::min(hp.n_ctx_train, kDefault) : kDefault;
+}
+
+// Brings the weights a forward pass reads from the mapping into memory before the first pass,
+// with a progress line ("loading", on a terminal), so that a large model's first token does not
+// hide minutes of page faults: under a budget the part outside the routed experts (those come
+// through the expert cache), otherwise the whole file when it fits in the memory available. A
+// model that does not fit and has no budget is left to fault in as it is read.
+void load_weights(const Model& model, bool routed_from_cache) {
+    struct Range {
+        const uint8_t* data;
+        uint64_t bytes;
+    };
+    std::vector<Range> ranges;
+    uint64_t total = 0;
+    for (const gguf::Tensor& t : model.file().tensors()) {
+        if (routed_from_cache && role_of(t.name) == Role::RoutedExperts) continue;
+        ranges.push_back({t.data, t.nbytes});
+        total += t.nbytes;
+    }
+    if (!routed_from_cache && total > scheduler::meminfo("MemAvailable")) return;
+    const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    constexpr uint64_t kStep = uint64_t{64} << 20;
+    Progress progress("loading", total, /*bytes=*/true);
+    uint64_t done = 0;
+    for (const Range& r : ranges) {
+        for (uint64_t off = 0; off < r.bytes; off += kStep) {
+            const uint64_t n = std::min(kStep, r.bytes - off);
+            const auto first = reinterpret_cast<uintptr_t>(r.data + off);
+            const uintptr_t begin = first & ~(page - 1), end = first + n;
+#ifdef MADV_POPULATE_READ
+            if (::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_READ) != 0)
+#endif
+            {
+                // Kernels before 5.14: one read per page.
+                uint8_t sink = 0;
+                for (uintptr_t a = std::max(begin, first); a < end; a = (a & ~(page - 1)) + page)
+                    sink ^= *reinterpret_cast<const volatile uint8_t*>(a);
+                static_cast<void>(sink);
+            }
+            done += n;
+            progress.update(done);
+        }
+    }
+    progress.finish();
 }
 
 }  // namespace
@@ -31,6 +82,7 @@ Session::Session(const Model& model, const SessionOptions& options)
         fail("--threads is {}, expected a positive number", options.n_threads);
     last_.resize(static_cast<size_t>(n_vocab()));
     if (options.ram_budget > 0) attach_budget(options);
+    load_weights(model, experts_ != nullptr);
 }
 
 void Session::attach_budget(const SessionOptions& options) {

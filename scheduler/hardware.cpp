@@ -13,22 +13,6 @@ namespace strata::scheduler {
 
 namespace {
 
-// Values of /proc/meminfo in bytes ("MemTotal:  24000000 kB").
-uint64_t meminfo(std::string_view key) {
-    std::ifstream in("/proc/meminfo");
-    std::string line;
-    while (std::getline(in, line)) {
-        if (!line.starts_with(key) || line.size() <= key.size() || line[key.size()] != ':')
-            continue;
-        std::istringstream fields(line.substr(key.size() + 1));
-        uint64_t value = 0;
-        std::string unit;
-        fields >> value >> unit;
-        return unit == "kB" ? value * 1024 : value;
-    }
-    return 0;
-}
-
 std::string cpu_model_name() {
     std::ifstream in("/proc/cpuinfo");
     std::string line;
@@ -65,6 +49,21 @@ void read_topology(Hardware& hw) {
 }
 
 }  // namespace
+
+uint64_t meminfo(std::string_view key) {
+    std::ifstream in("/proc/meminfo");
+    std::string line;
+    while (std::getline(in, line)) {
+        if (!line.starts_with(key) || line.size() <= key.size() || line[key.size()] != ':')
+            continue;
+        std::istringstream fields(line.substr(key.size() + 1));
+        uint64_t value = 0;
+        std::string unit;
+        fields >> value >> unit;
+        return unit == "kB" ? value * 1024 : value;
+    }
+    return 0;
+}
 
 Hardware detect_hardware() {
     Hardware hw;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cuda/device.h"
@@ -31,5 +32,9 @@ struct Hardware {
 };
 
 Hardware detect_hardware();
+
+// A value of /proc/meminfo in bytes ("MemAvailable" of "MemAvailable:  24000000 kB"); 0 when the
+// file or the key is missing.
+uint64_t meminfo(std::string_view key);
 
 }  // namespace strata::scheduler

@@ -38,6 +38,26 @@ float dot_f32_gemm(const float* x, const float* y, int64_t n) {
     return reduce_16(acc);
 }
 
+STRATA_CLONES
+void dot_f32_gemm_4x4(const float* const* x, const float* const* y, int64_t n, float* out) {
+    const float *x0 = x[0], *x1 = x[1], *x2 = x[2], *x3 = x[3];
+    const float *y0 = y[0], *y1 = y[1], *y2 = y[2], *y3 = y[3];
+    float acc[16][16] = {};  // [r · 4 + c][lane]
+    const auto step = [&](int64_t i, int l) {
+        const float a[4] = {x0[i + l], x1[i + l], x2[i + l], x3[i + l]};
+        const float b[4] = {y0[i + l], y1[i + l], y2[i + l], y3[i + l]};
+        for (int r = 0; r < 4; ++r) {
+            for (int c = 0; c < 4; ++c) acc[r * 4 + c][l] = std::fma(a[r], b[c], acc[r * 4 + c][l]);
+        }
+    };
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        for (int l = 0; l < 16; ++l) step(i, l);
+    }
+    for (int l = 0; i + l < n; ++l) step(i, l);
+    for (int k = 0; k < 16; ++k) out[k] = reduce_16(acc[k]);
+}
+
 int64_t fused_tail_start(int64_t start, int64_t end) {
     const int64_t left = end - start;
     return start + (left & ~int64_t{15}) + ((left & 15) >= 8 ? 8 : 0);

@@ -30,6 +30,11 @@ float reduce_16(const float* lanes);
 // (missing elements of a last partial step count as zero), then reduce_16.
 float dot_f32_gemm(const float* x, const float* y, int64_t n);
 
+// out[r · 4 + c] = dot_f32_gemm(x[r], y[c], n) for r, c < 4, bit for bit: one pass over the n
+// elements serves sixteen products (attention's weighted sums: four value rows against the
+// probabilities of four queries).
+void dot_f32_gemm_4x4(const float* const* x, const float* const* y, int64_t n, float* out);
+
 // Where ggml_vec_dot_f32's remainder [start, end) switches to fused multiply-adds: after the
 // groups of 16 and one group of 8 if at least 8 are left.
 int64_t fused_tail_start(int64_t start, int64_t end);

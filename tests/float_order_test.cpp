@@ -277,5 +277,37 @@ TEST(FloatOrder, KvViewGrowsInStepsOf256) {
     EXPECT_EQ(arch::kv_view_length(4000), 4096);
 }
 
+// Attention's batched weighted sums: sixteen products in one pass give each product's own bits,
+// with probabilities that end in zeros (masked positions) as attention passes them.
+TEST(FloatOrder, Gemm4x4EqualsSixteenProducts) {
+    std::mt19937 rng(31);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (int64_t n : {1, 5, 15, 16, 17, 31, 64, 100, 257, 600}) {
+        SCOPED_TRACE("n = " + std::to_string(n));
+        std::vector<float> xs(static_cast<size_t>(4 * n)), ys(static_cast<size_t>(4 * n));
+        for (float& v : xs) v = normal(rng);
+        for (float& v : ys) v = std::abs(normal(rng));
+        for (int64_t c = 1; c < 4; ++c) {  // query c sees n - c positions, then zeros
+            for (int64_t j = std::max<int64_t>(0, n - c); j < n; ++j)
+                ys[static_cast<size_t>(c * n + j)] = 0.0f;
+        }
+        const float* x[4];
+        const float* y[4];
+        for (int64_t r = 0; r < 4; ++r) {
+            x[r] = xs.data() + r * n;
+            y[r] = ys.data() + r * n;
+        }
+        float out[16];
+        simd::dot_f32_gemm_4x4(x, y, n, out);
+        for (int r = 0; r < 4; ++r) {
+            for (int c = 0; c < 4; ++c) {
+                const int64_t valid = std::max<int64_t>(0, n - c);
+                EXPECT_EQ(out[r * 4 + c], simd::dot_f32_gemm(x[r], y[c], valid))
+                    << "row " << r << ", query " << c;
+            }
+        }
+    }
+}
+
 }  // namespace
 }  // namespace strata

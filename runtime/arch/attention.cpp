@@ -30,25 +30,66 @@ void attend(const AttentionShape& s, const KvCache& cache, int64_t layer, int64_
     std::vector<float> tap_probs;
     if (tap_enabled()) tap_probs.assign(static_cast<size_t>(s.n_head * n * n_kv), 0.0f);
 
-    simd::parallel_for(jobs, jobs * n_used * (s.k_dim + s.v_dim), [&](int64_t job) {
-        thread_local std::vector<float> scores;  // (n_used) of one query
-        if (scores.size() < static_cast<size_t>(n_used)) scores.resize(static_cast<size_t>(n_used));
-        const int64_t t = job / s.n_head, h = job % s.n_head, g = h / group;
+    // Probabilities of query t of head h over positions [0, n_valid), zeros after them up to
+    // `width` (the weighted sums below may run several queries over the longest of them).
+    const auto probabilities = [&](int64_t t, int64_t h, float* p, int64_t width) {
+        const int64_t g = h / group;
         const int64_t n_valid = pos0 + t + 1;  // causal: itself and everything before
         const float* qh = q + t * q_stride + h * s.k_dim;
         for (int64_t j = 0; j < n_valid; ++j) {
             const float* kj = cache.k(layer, j) + g * s.k_dim;
-            scores[static_cast<size_t>(j)] = simd::dot_f32_vec(kj, qh, s.k_dim) * s.scale;
+            p[j] = simd::dot_f32_vec(kj, qh, s.k_dim) * s.scale;
         }
-        ops::softmax_masked(scores.data(), n_valid, n_kv);
-        if (tap_enabled())
-            std::copy(scores.begin(), scores.begin() + n_valid,
-                      tap_probs.begin() + (h * n + t) * n_kv);
-        float* oh = out + t * out_stride + h * s.v_dim;
-        for (int64_t i = 0; i < s.v_dim; ++i) {
-            const float* vi = cache.v_col(layer, g * s.v_dim + i);
-            oh[i] = gemm_order ? simd::dot_f32_gemm(vi, scores.data(), n_valid)
-                               : simd::dot_f32_vec_prefix(vi, scores.data(), n_valid, n_kv);
+        ops::softmax_masked(p, n_valid, n_kv);
+        std::fill(p + n_valid, p + width, 0.0f);
+        if (tap_enabled()) std::copy(p, p + n_valid, tap_probs.begin() + (h * n + t) * n_kv);
+    };
+
+    if (!gemm_order) {
+        simd::parallel_for(jobs, jobs * n_used * (s.k_dim + s.v_dim), [&](int64_t job) {
+            thread_local std::vector<float> scores;  // (n_used) of one query
+            if (scores.size() < static_cast<size_t>(n_used))
+                scores.resize(static_cast<size_t>(n_used));
+            const int64_t t = job / s.n_head, h = job % s.n_head, g = h / group;
+            const int64_t n_valid = pos0 + t + 1;
+            probabilities(t, h, scores.data(), n_valid);
+            float* oh = out + t * out_stride + h * s.v_dim;
+            for (int64_t i = 0; i < s.v_dim; ++i) {
+                const float* vi = cache.v_col(layer, g * s.v_dim + i);
+                oh[i] = simd::dot_f32_vec_prefix(vi, scores.data(), n_valid, n_kv);
+            }
+        });
+        tap("kq_soft_max", layer, tap_probs.data(), static_cast<int64_t>(tap_probs.size()));
+        return;
+    }
+
+    // Batches: a task is one head and up to four consecutive queries, whose weighted sums run
+    // four value rows by four queries at a time (simd::dot_f32_gemm_4x4, the same bits as one
+    // product each: the zeros past a query's positions leave its lanes as they are).
+    constexpr int64_t kQueries = 4;
+    const int64_t n_groups = (n + kQueries - 1) / kQueries;
+    simd::parallel_for(n_groups * s.n_head, jobs * n_used * (s.k_dim + s.v_dim), [&](int64_t job) {
+        thread_local std::vector<float> scores;  // (kQueries, n_used)
+        if (scores.size() < static_cast<size_t>(kQueries * n_used))
+            scores.resize(static_cast<size_t>(kQueries * n_used));
+        const int64_t h = job % s.n_head, g = h / group;
+        const int64_t t0 = job / s.n_head * kQueries, m = std::min(kQueries, n - t0);
+        const int64_t width = pos0 + t0 + m;  // the last query's positions
+        const float* p[kQueries];
+        for (int64_t c = 0; c < kQueries; ++c) {
+            float* pc = scores.data() + c * n_used;
+            if (c < m) probabilities(t0 + c, h, pc, width);
+            p[c] = c < m ? pc : p[0];  // a short last group repeats its first query
+        }
+        float sums[kQueries * kQueries];
+        for (int64_t i = 0; i < s.v_dim; i += kQueries) {
+            const float* v[kQueries];
+            for (int64_t r = 0; r < kQueries; ++r) v[r] = cache.v_col(layer, g * s.v_dim + i + r);
+            simd::dot_f32_gemm_4x4(v, p, width, sums);
+            for (int64_t c = 0; c < m; ++c) {
+                float* oh = out + (t0 + c) * out_stride + h * s.v_dim + i;
+                for (int64_t r = 0; r < kQueries; ++r) oh[r] = sums[r * kQueries + c];
+            }
         }
     });
     tap("kq_soft_max", layer, tap_probs.data(), static_cast<int64_t>(tap_probs.size()));
