@@ -68,19 +68,18 @@ float dot_f32_vec_prefix(const float* x, const float* y, int64_t n, int64_t n_to
     const int64_t whole = n_total & ~int64_t{63};
     const int64_t lanes = n < whole ? n : whole;
     float acc[4][16] = {};
+    const auto fma_lanes = [&](int64_t k, int a, int count) {
+        for (int l = 0; l < count; ++l) acc[a][l] = std::fma(x[k + l], y[k + l], acc[a][l]);
+    };
     int64_t i = 0;
     for (; i + 64 <= lanes; i += 64) {
-        for (int r = 0; r < 4; ++r) {
-            for (int l = 0; l < 16; ++l) {
-                acc[r][l] = std::fma(x[i + 16 * r + l], y[i + 16 * r + l], acc[r][l]);
-            }
-        }
+        for (int a = 0; a < 4; ++a) fma_lanes(i + 16 * a, a, 16);
     }
-    // A last step that the zeros of masked positions complete.
-    for (int64_t k = i; k < lanes; ++k) {
-        float& a = acc[(k - i) / 16][(k - i) % 16];
-        a = std::fma(x[k], y[k], a);
-    }
+    // A last step that the zeros of masked positions complete: element k in lane (k - i) % 16
+    // of accumulator (k - i) / 16, whole groups of 16 first (vector code, not scalar).
+    int a = 0;
+    for (; i + 16 <= lanes; i += 16, ++a) fma_lanes(i, a, 16);
+    if (i < lanes) fma_lanes(i, a, static_cast<int>(lanes - i));
     for (int l = 0; l < 16; ++l) {
         acc[0][l] += acc[2][l];
         acc[1][l] += acc[3][l];
