@@ -19,11 +19,20 @@ void rms_norm(const float* x, const float* w, int64_t n, float eps, float* y) {
 }
 
 void swiglu(const float* gate, const float* up, int64_t n, float* out) {
+    // The reference's vector exp on whole groups of 16, libm's on the rest.
     const int64_t vec = n & ~int64_t{15};
-    for (int64_t i = 0; i < n; ++i) {
-        const float g = gate[i];
-        const float e = i < vec ? simd::exp_vec(-g) : std::exp(-g);
-        out[i] = g / (1.0f + e) * up[i];
+    constexpr int64_t kChunk = 256;
+    float e[kChunk];
+    for (int64_t i0 = 0; i0 < n; i0 += kChunk) {
+        const int64_t m = std::min(kChunk, n - i0);
+        const int64_t m_vec = std::clamp(vec - i0, int64_t{0}, m);
+        for (int64_t k = 0; k < m_vec; ++k) e[k] = -gate[i0 + k];
+        simd::exp_vec_n(e, e, m_vec);
+        for (int64_t k = m_vec; k < m; ++k) e[k] = std::exp(-gate[i0 + k]);
+        for (int64_t k = 0; k < m; ++k) {
+            const float g = gate[i0 + k];
+            out[i0 + k] = g / (1.0f + e[k]) * up[i0 + k];
+        }
     }
 }
 
@@ -37,13 +46,13 @@ void softmax_masked(float* x, int64_t n, int64_t n_total) {
     double sum = 0.0;
     // Whole groups of 16 of the full row go through the vector exp; e^-inf is 0 there.
     const int64_t vec = n_total & ~int64_t{15};
+    const int64_t n_vec = std::min(n, vec);
+    for (int64_t k = 0; k < n_vec; ++k) x[k] -= max;
+    simd::exp_vec_n(x, x, n_vec);
     int64_t i = 0;
-    for (; i < n && i < vec; i += 16) {
+    for (; i < n_vec; i += 16) {
         float lanes[16];
-        for (int64_t l = 0; l < 16; ++l) {
-            lanes[l] = i + l < n ? simd::exp_vec(x[i + l] - max) : 0.0f;
-            if (i + l < n) x[i + l] = lanes[l];
-        }
+        for (int64_t l = 0; l < 16; ++l) lanes[l] = i + l < n_vec ? x[i + l] : 0.0f;
         sum += static_cast<double>(simd::reduce_16(lanes));
     }
     for (; i < n; ++i) {

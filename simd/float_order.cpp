@@ -1,7 +1,9 @@
 // Scalar twins of llama.cpp's AVX-512 float reductions and exp (see float_order.h).
 #include "simd/float_order.h"
 
+#include <bit>
 #include <cmath>
+#include <cstdint>
 
 #include "simd/fp16.h"
 
@@ -170,10 +172,14 @@ float dot_bf16_gemm(const uint16_t* x, const uint16_t* y, int64_t n) {
     return reduce_16(acc);
 }
 
-STRATA_CLONES
-float exp_vec(float x) {
-    // x = n·ln2 + b with n an integer (rounded through the 1.5·2^23 shift) and ln2 split in two
-    // parts, then e^b by a degree-5 polynomial and e^x = e^b · 2^n.
+namespace {
+
+// ggml_v_expf's steps for one lane. x = n·ln2 + b with n an integer (rounded through the 1.5·2^23
+// shift) and ln2 split in two parts, then e^b by a degree-5 polynomial and e^x = e^b · 2^n as
+// _mm512_scalef_ps computes it (one rounding): j · 2^n is exact while it is a normal float, and
+// where it is not (n < -126, n > 127) it goes through two powers of two of which the first
+// product is exact. Bit operations only, so the loops below vectorise.
+__attribute__((always_inline)) inline float exp_lane(float x) {
     const float shift = 0x1.8p23f;
     const float z = std::fma(x, 0x1.715476p+0f, shift);
     const float n = z - shift;
@@ -182,8 +188,26 @@ float exp_vec(float x) {
     const float j = std::fma(std::fma(std::fma(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u,
                                       std::fma(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
                              u, std::fma(0x1.ffffecp-1f, b, 1.0f));
-    if (std::fabs(n) > 192.0f) return n <= 0.0f ? 0.0f : INFINITY;  // also NaN-free for ±inf
-    return std::ldexp(j, static_cast<int>(n));
+    const float big = std::fabs(n) > 192.0f ? 1.0f : 0.0f;  // also NaN-free for ±inf
+    const float nc = big != 0.0f ? 0.0f : n;                // in range for the bits below
+    const auto ni = static_cast<int32_t>(nc);
+    const bool lo = ni<-126, hi = ni> 127;
+    const int32_t n1 = lo ? ni + 100 : (hi ? ni - 100 : ni);
+    const float s1 = std::bit_cast<float>(static_cast<uint32_t>(n1 + 127) << 23);
+    const float s2 = lo ? 0x1p-100f : (hi ? 0x1p100f : 1.0f);
+    const float r = (j * s1) * s2;
+    return big != 0.0f ? (n <= 0.0f ? 0.0f : INFINITY) : r;
+}
+
+}  // namespace
+
+float exp_vec(float x) {
+    return exp_lane(x);
+}
+
+STRATA_CLONES
+void exp_vec_n(const float* x, float* y, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) y[i] = exp_lane(x[i]);
 }
 
 }  // namespace strata::simd

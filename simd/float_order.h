@@ -67,5 +67,7 @@ float dot_bf16_gemm(const uint16_t* x, const uint16_t* y, int64_t n);
 
 // e^x as ggml_v_expf (AVX-512); 0 below about -104, +inf above about 88.4.
 float exp_vec(float x);
+// y[i] = exp_vec(x[i]) for i < n, vectorised (x == y allowed).
+void exp_vec_n(const float* x, float* y, int64_t n);
 
 }  // namespace strata::simd

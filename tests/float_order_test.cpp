@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -307,6 +308,42 @@ TEST(FloatOrder, Gemm4x4EqualsSixteenProducts) {
             }
         }
     }
+}
+
+// The vector exp builds 2^n from bits (so that it vectorises); it must give what scaling by
+// ldexp gives (_mm512_scalef_ps: one rounding), subnormal and overflowing results included.
+TEST(FloatOrder, ExpVecScalesAsLdexp) {
+    const auto reference = [](float x) {
+        const float shift = 0x1.8p23f;
+        const float z = std::fma(x, 0x1.715476p+0f, shift);
+        const float n = z - shift;
+        const float b = std::fma(-n, 0x1.7f7d1cp-20f, std::fma(-n, 0x1.62e4p-1f, x));
+        const float u = b * b;
+        const float j = std::fma(std::fma(std::fma(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u,
+                                          std::fma(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
+                                 u, std::fma(0x1.ffffecp-1f, b, 1.0f));
+        if (std::fabs(n) > 192.0f) return n <= 0.0f ? 0.0f : INFINITY;
+        return std::ldexp(j, static_cast<int>(n));
+    };
+    std::vector<float> xs = {0.0f,   -0.0f,   -INFINITY, INFINITY, 88.7f,  88.8f,  89.0f,
+                             -87.3f, -103.9f, -104.0f,   -133.0f,  133.0f, 1e-30f, -1e-30f};
+    std::mt19937 rng(41);
+    std::uniform_real_distribution<float> wide(-140.0f, 140.0f);
+    for (int i = 0; i < 200000; ++i) xs.push_back(wide(rng));
+    for (float x = -110.0f; x < -80.0f; x += 0.001f) xs.push_back(x);
+    std::vector<float> ys(xs.size());
+    simd::exp_vec_n(xs.data(), ys.data(), static_cast<int64_t>(xs.size()));
+    int bad = 0;
+    for (size_t i = 0; i < xs.size(); ++i) {
+        const float want = reference(xs[i]);
+        const float scalar = simd::exp_vec(xs[i]);
+        if (std::memcmp(&want, &scalar, 4) != 0 || std::memcmp(&want, &ys[i], 4) != 0) {
+            if (++bad <= 5)
+                ADD_FAILURE() << "x = " << xs[i] << ": ldexp " << want << ", exp_vec " << scalar
+                              << ", exp_vec_n " << ys[i];
+        }
+    }
+    EXPECT_EQ(bad, 0);
 }
 
 }  // namespace

@@ -10,6 +10,17 @@
 
 namespace strata::arch {
 
+namespace {
+
+// The probabilities of a decoding step, kept between calls (one allocation per thread that
+// calls attend, not one per call).
+std::vector<float>& probs_scratch() {
+    thread_local std::vector<float> p;
+    return p;
+}
+
+}  // namespace
+
 int64_t kv_view_length(int64_t n_used) {
     constexpr int64_t kPad = 256;
     return std::max<int64_t>(kPad, (n_used + kPad - 1) / kPad * kPad);
@@ -44,6 +55,49 @@ void attend(const AttentionShape& s, const KvCache& cache, int64_t layer, int64_
         std::fill(p + n_valid, p + width, 0.0f);
         if (tap_enabled()) std::copy(p, p + n_valid, tap_probs.begin() + (h * n + t) * n_kv);
     };
+
+    if (n == 1) {
+        // One query (decoding): every head of a KV group reads the same key and value rows, so
+        // the rows are the outer loop and the heads the inner one (MLA: all heads share one
+        // latent, read once instead of once per head). Three jobs: scores by position chunks,
+        // softmax by head, weighted sums by value-row chunks; each product is the one above.
+        constexpr int64_t kPositions = 64, kRows = 16;
+        const int64_t n_valid = pos0 + 1;
+        std::vector<float>& p = probs_scratch();  // (n_head, n_valid)
+        if (p.size() < static_cast<size_t>(s.n_head * n_valid))
+            p.resize(static_cast<size_t>(s.n_head * n_valid));
+        const int64_t pos_chunks = (n_valid + kPositions - 1) / kPositions;
+        simd::parallel_for(
+            s.n_head_kv * pos_chunks, s.n_head * n_valid * s.k_dim, [&](int64_t job) {
+                const int64_t g = job / pos_chunks, j0 = job % pos_chunks * kPositions;
+                const int64_t j1 = std::min(n_valid, j0 + kPositions);
+                for (int64_t j = j0; j < j1; ++j) {
+                    const float* kj = cache.k(layer, j) + g * s.k_dim;
+                    for (int64_t h = g * group; h < (g + 1) * group; ++h)
+                        p[static_cast<size_t>(h * n_valid + j)] =
+                            simd::dot_f32_vec(kj, q + h * s.k_dim, s.k_dim) * s.scale;
+                }
+            });
+        simd::parallel_for(s.n_head, s.n_head * n_kv * 16, [&](int64_t h) {
+            float* ph = p.data() + h * n_valid;
+            ops::softmax_masked(ph, n_valid, n_kv);
+            if (tap_enabled()) std::copy(ph, ph + n_valid, tap_probs.begin() + h * n_kv);
+        });
+        const int64_t row_chunks = (s.v_dim + kRows - 1) / kRows;
+        simd::parallel_for(
+            s.n_head_kv * row_chunks, s.n_head * n_valid * s.v_dim, [&](int64_t job) {
+                const int64_t g = job / row_chunks, i0 = job % row_chunks * kRows;
+                const int64_t i1 = std::min(s.v_dim, i0 + kRows);
+                for (int64_t i = i0; i < i1; ++i) {
+                    const float* vi = cache.v_col(layer, g * s.v_dim + i);
+                    for (int64_t h = g * group; h < (g + 1) * group; ++h)
+                        out[h * s.v_dim + i] =
+                            simd::dot_f32_vec_prefix(vi, p.data() + h * n_valid, n_valid, n_kv);
+                }
+            });
+        tap("kq_soft_max", layer, tap_probs.data(), static_cast<int64_t>(tap_probs.size()));
+        return;
+    }
 
     if (!gemm_order) {
         simd::parallel_for(jobs, jobs * n_used * (s.k_dim + s.v_dim), [&](int64_t job) {
