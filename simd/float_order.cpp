@@ -1,6 +1,7 @@
 // Scalar twins of llama.cpp's AVX-512 float reductions and exp (see float_order.h).
 #include "simd/float_order.h"
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -101,6 +102,54 @@ float dot_f32_vec_prefix(const float* x, const float* y, int64_t n, int64_t n_to
         }
     }
     return sum;
+}
+
+STRATA_CLONES
+void dot_f32_vec_prefix_4x4(const float* const* x, const float* const* y, int64_t n,
+                            int64_t n_total, float* out) {
+    const int64_t whole = n_total & ~int64_t{63};
+    const int64_t lanes = n < whole ? n : whole;
+    const int64_t steps = lanes / 64 * 64;  // whole steps of 64; the partial one follows
+    // One accumulator of each product at a time: accumulator a takes elements 64s + 16a + l,
+    // so its pass touches a quarter of every step, and sixteen of them fit in registers.
+    float part[4][16][16];  // [a][r · 4 + c][lane]
+    for (int a = 0; a < 4; ++a) {
+        float acc[16][16] = {};
+        const auto step = [&](int64_t k, int count) {
+            for (int l = 0; l < count; ++l) {
+                const float xs[4] = {x[0][k + l], x[1][k + l], x[2][k + l], x[3][k + l]};
+                const float ys[4] = {y[0][k + l], y[1][k + l], y[2][k + l], y[3][k + l]};
+                for (int r = 0; r < 4; ++r) {
+                    for (int c = 0; c < 4; ++c)
+                        acc[r * 4 + c][l] = std::fma(xs[r], ys[c], acc[r * 4 + c][l]);
+                }
+            }
+        };
+        for (int64_t i = 16 * a; i < steps; i += 64) step(i, 16);
+        const int64_t k = steps + 16 * a;  // this accumulator's share of the partial step
+        if (k < lanes) step(k, static_cast<int>(std::min<int64_t>(16, lanes - k)));
+        for (int p = 0; p < 16; ++p)
+            for (int l = 0; l < 16; ++l) part[a][p][l] = acc[p][l];
+    }
+    const int64_t tail = fused_tail_start(whole, n_total);
+    for (int r = 0; r < 4; ++r) {
+        for (int c = 0; c < 4; ++c) {
+            const int p = r * 4 + c;
+            float v[16];
+            for (int l = 0; l < 16; ++l)
+                v[l] = (part[0][p][l] + part[2][p][l]) + (part[1][p][l] + part[3][p][l]);
+            float sum = reduce_16(v);
+            for (int64_t k = whole; k < n; ++k) {
+                if (k < tail) {
+                    const float prod = x[r][k] * y[c][k];
+                    sum += prod;
+                } else {
+                    sum = std::fma(x[r][k], y[c][k], sum);
+                }
+            }
+            out[p] = sum;
+        }
+    }
 }
 
 float dot_f32_vec(const float* x, const float* y, int64_t n) {

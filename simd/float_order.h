@@ -46,6 +46,11 @@ float dot_f32_vec(const float* x, const float* y, int64_t n);
 // attention positions): n_total decides which terms go through the lanes and which are added
 // one at a time.
 float dot_f32_vec_prefix(const float* x, const float* y, int64_t n, int64_t n_total);
+// out[r · 4 + c] = dot_f32_vec_prefix(x[r], y[c], n, n_total) for r, c < 4, bit for bit, in four
+// passes (one per accumulator of the products) that each share their loads among sixteen
+// products (attention's decoding step: four key or value rows against four heads).
+void dot_f32_vec_prefix_4x4(const float* const* x, const float* const* y, int64_t n,
+                            int64_t n_total, float* out);
 
 // Half-precision rows (raw bits), the two orders of each; the products of two halves are exact
 // in float.

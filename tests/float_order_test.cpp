@@ -346,5 +346,44 @@ TEST(FloatOrder, ExpVecScalesAsLdexp) {
     EXPECT_EQ(bad, 0);
 }
 
+// Attention's decoding products: sixteen at a time (any CPU), and one row against one to six
+// vectors (AVX-512), each the bits of dot_f32_vec_prefix, over masked views of every kind.
+TEST(FloatOrder, DecodingBlocksEqualOneProductEach) {
+    std::mt19937 rng(43);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    const bool avx512 = cpu_has_avx512();
+    for (int64_t n_total : {64, 256, 576, 600, 4352}) {
+        for (int64_t n : {1, 15, 16, 17, 63, 64, 65, 100, 255, 256, 300, 576, 600, 4097}) {
+            if (n > n_total) continue;
+            SCOPED_TRACE("n = " + std::to_string(n) + " of " + std::to_string(n_total));
+            std::vector<float> xs(static_cast<size_t>(4 * n_total)), ys(xs.size() + 2 * n_total);
+            for (float& v : xs) v = normal(rng);
+            for (float& v : ys) v = normal(rng);
+            const float* x[4];
+            const float* y[6];
+            for (int64_t r = 0; r < 4; ++r) x[r] = xs.data() + r * n_total;
+            for (int64_t c = 0; c < 6; ++c) y[c] = ys.data() + c * n_total;
+            float out[16];
+            simd::dot_f32_vec_prefix_4x4(x, y, n, n_total, out);
+            for (int r = 0; r < 4; ++r) {
+                for (int c = 0; c < 4; ++c)
+                    EXPECT_EQ(out[r * 4 + c], simd::dot_f32_vec_prefix(x[r], y[c], n, n_total))
+                        << "row " << r << ", vector " << c;
+            }
+            if (!avx512) continue;
+            for (int n_y = 1; n_y <= 6; ++n_y) {
+                float rows[6];
+                quant::avx512::vec_dot_f32_prefix_rows(x[1], y, n_y, n, n_total, rows);
+                for (int c = 0; c < n_y; ++c)
+                    EXPECT_EQ(rows[c], simd::dot_f32_vec_prefix(x[1], y[c], n, n_total))
+                        << n_y << " vectors, vector " << c;
+            }
+        }
+    }
+    if (!avx512)
+        GTEST_SKIP() << "the 4x4 blocks were checked; this CPU lacks AVX-512, so its row kernel "
+                        "was not";
+}
+
 }  // namespace
 }  // namespace strata

@@ -5,6 +5,8 @@
 
 #include "runtime/arch/tap.h"
 #include "runtime/ops.h"
+#include "simd/avx512/kernels.h"
+#include "simd/dispatch.h"
 #include "simd/float_order.h"
 #include "simd/parallel.h"
 
@@ -17,6 +19,56 @@ namespace {
 std::vector<float>& probs_scratch() {
     thread_local std::vector<float> p;
     return p;
+}
+
+// out[c] = simd::dot_f32_vec_prefix(x, y[c], n, n_total) for c < n_y.
+using RowsFn = void (*)(const float* x, const float* const* y, int n_y, int64_t n, int64_t n_total,
+                        float* out);
+
+void scalar_rows(const float* x, const float* const* y, int n_y, int64_t n, int64_t n_total,
+                 float* out) {
+    for (int c = 0; c < n_y; ++c) out[c] = simd::dot_f32_vec_prefix(x, y[c], n, n_total);
+}
+
+// The AVX-512 kernel (each product the same bits, the row's loads shared) where the float
+// kernels run at that level (not under STRATA_ISA=avx2 or scalar), else the scalar twin.
+RowsFn rows_fn() {
+    static const RowsFn fn =
+        dispatch::kernels()[quant::Type::F32].vec_dot_isa >= dispatch::Isa::avx512
+            ? quant::avx512::vec_dot_f32_prefix_rows
+            : scalar_rows;
+    return fn;
+}
+
+// store(r, c, simd::dot_f32_vec_prefix(x[r], y[c], n, n_total)) for every row r and vector c:
+// blocks of four by four share their loads (simd::dot_f32_vec_prefix_4x4), the rest go by row.
+template <class Store>
+void all_products(const std::vector<const float*>& x, const std::vector<const float*>& y, int64_t n,
+                  int64_t n_total, Store&& store) {
+    const auto n_x = static_cast<int64_t>(x.size()), n_y = static_cast<int64_t>(y.size());
+    const int64_t x4 = n_x / 4 * 4, y4 = n_y / 4 * 4;
+    const RowsFn rows = rows_fn();
+    float v[16];
+    for (int64_t r = 0; r < n_x; r += 4) {
+        if (r < x4) {
+            for (int64_t c = 0; c < y4; c += 4) {
+                simd::dot_f32_vec_prefix_4x4(x.data() + r, y.data() + c, n, n_total, v);
+                for (int64_t a = 0; a < 4; ++a)
+                    for (int64_t b = 0; b < 4; ++b) store(r + a, c + b, v[a * 4 + b]);
+            }
+        }
+        // Vectors past the last block of four (rows of full blocks), or every vector (the rows
+        // past the last block of four).
+        const int64_t c0 = r < x4 ? y4 : 0;
+        if (c0 == n_y) continue;
+        for (int64_t a = r; a < std::min(r + 4, n_x); ++a) {
+            for (int64_t c = c0; c < n_y; c += 16) {
+                const int count = static_cast<int>(std::min<int64_t>(16, n_y - c));
+                rows(x[static_cast<size_t>(a)], y.data() + c, count, n, n_total, v);
+                for (int b = 0; b < count; ++b) store(a, c + b, v[b]);
+            }
+        }
+    }
 }
 
 }  // namespace
@@ -71,12 +123,16 @@ void attend(const AttentionShape& s, const KvCache& cache, int64_t layer, int64_
             s.n_head_kv * pos_chunks, s.n_head * n_valid * s.k_dim, [&](int64_t job) {
                 const int64_t g = job / pos_chunks, j0 = job % pos_chunks * kPositions;
                 const int64_t j1 = std::min(n_valid, j0 + kPositions);
-                for (int64_t j = j0; j < j1; ++j) {
-                    const float* kj = cache.k(layer, j) + g * s.k_dim;
-                    for (int64_t h = g * group; h < (g + 1) * group; ++h)
-                        p[static_cast<size_t>(h * n_valid + j)] =
-                            simd::dot_f32_vec(kj, q + h * s.k_dim, s.k_dim) * s.scale;
-                }
+                thread_local std::vector<const float*> ks, qs;
+                ks.resize(static_cast<size_t>(j1 - j0));
+                qs.resize(static_cast<size_t>(group));
+                for (int64_t j = j0; j < j1; ++j)
+                    ks[static_cast<size_t>(j - j0)] = cache.k(layer, j) + g * s.k_dim;
+                for (int64_t c = 0; c < group; ++c)
+                    qs[static_cast<size_t>(c)] = q + (g * group + c) * s.k_dim;
+                all_products(ks, qs, s.k_dim, s.k_dim, [&](int64_t r, int64_t c, float v) {
+                    p[static_cast<size_t>((g * group + c) * n_valid + j0 + r)] = v * s.scale;
+                });
             });
         simd::parallel_for(s.n_head, s.n_head * n_kv * 16, [&](int64_t h) {
             float* ph = p.data() + h * n_valid;
@@ -88,12 +144,16 @@ void attend(const AttentionShape& s, const KvCache& cache, int64_t layer, int64_
             s.n_head_kv * row_chunks, s.n_head * n_valid * s.v_dim, [&](int64_t job) {
                 const int64_t g = job / row_chunks, i0 = job % row_chunks * kRows;
                 const int64_t i1 = std::min(s.v_dim, i0 + kRows);
-                for (int64_t i = i0; i < i1; ++i) {
-                    const float* vi = cache.v_col(layer, g * s.v_dim + i);
-                    for (int64_t h = g * group; h < (g + 1) * group; ++h)
-                        out[h * s.v_dim + i] =
-                            simd::dot_f32_vec_prefix(vi, p.data() + h * n_valid, n_valid, n_kv);
-                }
+                thread_local std::vector<const float*> vs, ps;
+                vs.resize(static_cast<size_t>(i1 - i0));
+                ps.resize(static_cast<size_t>(group));
+                for (int64_t i = i0; i < i1; ++i)
+                    vs[static_cast<size_t>(i - i0)] = cache.v_col(layer, g * s.v_dim + i);
+                for (int64_t c = 0; c < group; ++c)
+                    ps[static_cast<size_t>(c)] = p.data() + (g * group + c) * n_valid;
+                all_products(vs, ps, n_valid, n_kv, [&](int64_t r, int64_t c, float v) {
+                    out[(g * group + c) * s.v_dim + i0 + r] = v;
+                });
             });
         tap("kq_soft_max", layer, tap_probs.data(), static_cast<int64_t>(tap_probs.size()));
         return;

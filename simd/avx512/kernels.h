@@ -25,6 +25,11 @@ float gemm_dot_f16(int64_t n, const void* w, const void* a);   // × F16
 float vec_dot_bf16(int64_t n, const void* w, const void* a);   // × BF16
 float gemm_dot_bf16(int64_t n, const void* w, const void* a);  // × BF16
 
+// Attention's decoding step (attention.cpp): out[c] = simd::dot_f32_vec_prefix(x, y[c], n,
+// n_total) for c < n_y, bit for bit, x's loads shared by the n_y products.
+void vec_dot_f32_prefix_rows(const float* x, const float* const* y, int n_y, int64_t n,
+                             int64_t n_total, float* out);
+
 // Tile kernels (kquants_tile.cpp: × Q8_K; legacy_tile.cpp: × Q8_0), signature of
 // dispatch::TileFn.
 void tile_q2_K(int64_t n, const void* w, size_t w_stride, int64_t n_w, const void* a,

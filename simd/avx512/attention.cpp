@@ -1,0 +1,83 @@
+// AVX-512 products of attention's decoding step (see kernels.h): one row against up to four
+// vectors in ggml_vec_dot_f32's order, so that the heads of a KV group share every load of the
+// key or value row. Each product equals simd::dot_f32_vec_prefix bit for bit.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "simd/avx512/kernels.h"
+#include "simd/float_order.h"
+
+// Products and sums must round where the reference rounds: no contraction into fused
+// multiply-adds beyond the ones written.
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#else
+#pragma GCC optimize("fp-contract=off")
+#endif
+
+namespace strata::quant::avx512 {
+namespace {
+
+// _mm512_reduce_add_ps's order: halves (i, i+8), then (i, i+4), then (0+2, 1+3), then the two.
+inline float reduce_add(__m512 v) {
+    const __m256 h = _mm256_add_ps(_mm512_maskz_extractf32x8_ps(0xFF, v, 1),
+                                   _mm512_maskz_extractf32x8_ps(0xFF, v, 0));
+    const __m128 q = _mm_add_ps(_mm256_extractf128_ps(h, 1), _mm256_castps256_ps128(h));
+    const __m128 r = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    return _mm_cvtss_f32(_mm_add_ss(r, _mm_movehdup_ps(r)));
+}
+
+template <int C>
+void prefix_rows(const float* x, const float* const* y, int64_t n, int64_t n_total, float* out) {
+    const int64_t whole = n_total & ~int64_t{63};
+    const int64_t lanes = std::min(n, whole);
+    __m512 acc[C][4];
+    for (int c = 0; c < C; ++c)
+        for (int a = 0; a < 4; ++a) acc[c][a] = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 64 <= lanes; i += 64) {
+        for (int a = 0; a < 4; ++a) {
+            const __m512 xv = _mm512_loadu_ps(x + i + 16 * a);
+            for (int c = 0; c < C; ++c)
+                acc[c][a] = _mm512_fmadd_ps(xv, _mm512_loadu_ps(y[c] + i + 16 * a), acc[c][a]);
+        }
+    }
+    // The last partial step: lanes past `lanes` load zeros, and adding a zero product leaves an
+    // accumulator as it is (it starts at +0 and no sum of products gives -0 from there).
+    for (int a = 0; a < 4 && i + 16 * a < lanes; ++a) {
+        const int64_t left = std::min<int64_t>(16, lanes - i - 16 * a);
+        const auto mask = static_cast<__mmask16>((1u << left) - 1u);
+        const __m512 xv = _mm512_maskz_loadu_ps(mask, x + i + 16 * a);
+        for (int c = 0; c < C; ++c)
+            acc[c][a] =
+                _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(mask, y[c] + i + 16 * a), acc[c][a]);
+    }
+    const int64_t tail = simd::fused_tail_start(whole, n_total);
+    for (int c = 0; c < C; ++c) {
+        float sum = reduce_add(_mm512_add_ps(_mm512_add_ps(acc[c][0], acc[c][2]),
+                                             _mm512_add_ps(acc[c][1], acc[c][3])));
+        for (int64_t k = whole; k < n; ++k) {
+            if (k < tail) {
+                const float p = x[k] * y[c][k];
+                sum += p;
+            } else {
+                sum = std::fma(x[k], y[c][k], sum);
+            }
+        }
+        out[c] = sum;
+    }
+}
+
+}  // namespace
+
+void vec_dot_f32_prefix_rows(const float* x, const float* const* y, int n_y, int64_t n,
+                             int64_t n_total, float* out) {
+    for (; n_y >= 4; n_y -= 4, y += 4, out += 4) prefix_rows<4>(x, y, n, n_total, out);
+    if (n_y == 3) prefix_rows<3>(x, y, n, n_total, out);
+    if (n_y == 2) prefix_rows<2>(x, y, n, n_total, out);
+    if (n_y == 1) prefix_rows<1>(x, y, n, n_total, out);
+}
+
+}  // namespace strata::quant::avx512
