@@ -177,35 +177,66 @@ void attend(const AttentionShape& s, const KvCache& cache, int64_t layer, int64_
         return;
     }
 
-    // Batches: a task is one head and up to four consecutive queries, whose weighted sums run
-    // four value rows by four queries at a time (simd::dot_f32_gemm_4x4, the same bits as one
-    // product each: the zeros past a query's positions leave its lanes as they are).
+    // Batches: a task is up to four consecutive queries of four heads of one KV group (one head
+    // where a group has not four), so that each key and value row read serves up to sixteen
+    // queries. Scores go four keys by four queries at a time (simd::dot_f32_vec_prefix_4x4,
+    // over the last query's positions: the extra scores of earlier queries are never used);
+    // weighted sums four value rows by four queries (simd::dot_f32_gemm_4x4): the same bits as
+    // one product each, the zeros past a query's positions leaving its lanes as they are.
     constexpr int64_t kQueries = 4;
+    const int64_t heads = group % 4 == 0 ? 4 : 1;  // per task
+    const int64_t head_blocks = s.n_head / heads;
     const int64_t n_groups = (n + kQueries - 1) / kQueries;
-    simd::parallel_for(n_groups * s.n_head, jobs * n_used * (s.k_dim + s.v_dim), [&](int64_t job) {
-        thread_local std::vector<float> scores;  // (kQueries, n_used)
-        if (scores.size() < static_cast<size_t>(kQueries * n_used))
-            scores.resize(static_cast<size_t>(kQueries * n_used));
-        const int64_t h = job % s.n_head, g = h / group;
-        const int64_t t0 = job / s.n_head * kQueries, m = std::min(kQueries, n - t0);
-        const int64_t width = pos0 + t0 + m;  // the last query's positions
-        const float* p[kQueries];
-        for (int64_t c = 0; c < kQueries; ++c) {
-            float* pc = scores.data() + c * n_used;
-            if (c < m) probabilities(t0 + c, h, pc, width);
-            p[c] = c < m ? pc : p[0];  // a short last group repeats its first query
-        }
-        float sums[kQueries * kQueries];
-        for (int64_t i = 0; i < s.v_dim; i += kQueries) {
-            const float* v[kQueries];
-            for (int64_t r = 0; r < kQueries; ++r) v[r] = cache.v_col(layer, g * s.v_dim + i + r);
-            simd::dot_f32_gemm_4x4(v, p, width, sums);
-            for (int64_t c = 0; c < m; ++c) {
-                float* oh = out + (t0 + c) * out_stride + h * s.v_dim + i;
-                for (int64_t r = 0; r < kQueries; ++r) oh[r] = sums[r * kQueries + c];
+    simd::parallel_for(
+        n_groups * head_blocks, jobs * n_used * (s.k_dim + s.v_dim), [&](int64_t job) {
+            thread_local std::vector<float> scores;  // (heads · kQueries, n_used)
+            thread_local std::vector<const float*> keys, queries, probs;
+            if (scores.size() < static_cast<size_t>(heads * kQueries * n_used))
+                scores.resize(static_cast<size_t>(heads * kQueries * n_used));
+            const int64_t h0 = job % head_blocks * heads, g = h0 / group;
+            const int64_t t0 = job / head_blocks * kQueries, m = std::min(kQueries, n - t0);
+            const int64_t width = pos0 + t0 + m;  // the last query's positions
+            keys.resize(static_cast<size_t>(width));
+            for (int64_t j = 0; j < width; ++j)
+                keys[static_cast<size_t>(j)] = cache.k(layer, j) + g * s.k_dim;
+            // Query b = (head h0 + b / kQueries, token t0 + b % kQueries); a short last group
+            // repeats its first token.
+            const int64_t n_q = heads * kQueries;
+            queries.resize(static_cast<size_t>(n_q));
+            probs.resize(static_cast<size_t>(n_q));
+            for (int64_t b = 0; b < n_q; ++b) {
+                const int64_t h = h0 + b / kQueries, c = b % kQueries < m ? b % kQueries : 0;
+                queries[static_cast<size_t>(b)] = q + (t0 + c) * q_stride + h * s.k_dim;
+                probs[static_cast<size_t>(b)] =
+                    scores.data() + (b / kQueries * kQueries + c) * n_used;
             }
-        }
-    });
+            all_products(keys, queries, s.k_dim, s.k_dim, [&](int64_t j, int64_t b, float v) {
+                scores[static_cast<size_t>(b * n_used + j)] = v * s.scale;
+            });
+            for (int64_t b = 0; b < n_q; ++b) {
+                const int64_t h = h0 + b / kQueries, c = b % kQueries;
+                if (c >= m) continue;
+                float* pb = scores.data() + b * n_used;
+                const int64_t n_valid = pos0 + t0 + c + 1;  // causal: itself and everything before
+                ops::softmax_masked(pb, n_valid, n_kv);
+                std::fill(pb + n_valid, pb + width, 0.0f);
+                if (tap_enabled())
+                    std::copy(pb, pb + n_valid, tap_probs.begin() + (h * n + t0 + c) * n_kv);
+            }
+            float sums[kQueries * kQueries];
+            for (int64_t i = 0; i < s.v_dim; i += kQueries) {
+                const float* v[kQueries];
+                for (int64_t r = 0; r < kQueries; ++r)
+                    v[r] = cache.v_col(layer, g * s.v_dim + i + r);
+                for (int64_t hb = 0; hb < heads; ++hb) {
+                    simd::dot_f32_gemm_4x4(v, probs.data() + hb * kQueries, width, sums);
+                    for (int64_t c = 0; c < m; ++c) {
+                        float* oh = out + (t0 + c) * out_stride + (h0 + hb) * s.v_dim + i;
+                        for (int64_t r = 0; r < kQueries; ++r) oh[r] = sums[r * kQueries + c];
+                    }
+                }
+            }
+        });
     tap("kq_soft_max", layer, tap_probs.data(), static_cast<int64_t>(tap_probs.size()));
 }
 
