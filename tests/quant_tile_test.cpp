@@ -203,8 +203,10 @@ void check_tile(Type type, dispatch::TileFn tile, const Shape& s, bool exact, st
                               " n=" + std::to_string(n) + " n_w=" + std::to_string(s.n_w) +
                               " n_a=" + std::to_string(s.n_a) + (exact ? " exact" : "");
     SCOPED_TRACE(where);
-    Rows w = make_rows(type, n, s.n_w, 7, rng);
-    Rows a = make_rows(t.partner, n, s.n_a, 5, rng);
+    // Padded strides that keep the blocks' 2- and 4-byte scale fields aligned, as every row in
+    // a model is; not multiples of 64, so no kernel may assume vector alignment.
+    Rows w = make_rows(type, n, s.n_w, 12, rng);
+    Rows a = make_rows(t.partner, n, s.n_a, 8, rng);
     if (exact) {
         set_power_of_two_scales(type, w, n, s.n_w);
         set_small_activations(t.partner, a, n, s.n_a, rng);

@@ -1,6 +1,8 @@
 // AVX-512 products of attention's decoding step (see kernels.h): one row against up to four
 // vectors in ggml_vec_dot_f32's order, so that the heads of a KV group share every load of the
 // key or value row. Each product equals simd::dot_f32_vec_prefix bit for bit.
+#include "simd/avx512/util.h"  // first: see its note on GCC warnings
+
 #include <immintrin.h>
 
 #include <algorithm>
@@ -19,15 +21,6 @@
 
 namespace strata::quant::avx512 {
 namespace {
-
-// _mm512_reduce_add_ps's order: halves (i, i+8), then (i, i+4), then (0+2, 1+3), then the two.
-inline float reduce_add(__m512 v) {
-    const __m256 h = _mm256_add_ps(_mm512_maskz_extractf32x8_ps(0xFF, v, 1),
-                                   _mm512_maskz_extractf32x8_ps(0xFF, v, 0));
-    const __m128 q = _mm_add_ps(_mm256_extractf128_ps(h, 1), _mm256_castps256_ps128(h));
-    const __m128 r = _mm_add_ps(q, _mm_movehl_ps(q, q));
-    return _mm_cvtss_f32(_mm_add_ss(r, _mm_movehdup_ps(r)));
-}
 
 template <int C>
 void prefix_rows(const float* x, const float* const* y, int64_t n, int64_t n_total, float* out) {

@@ -1,5 +1,7 @@
 // AVX-512 dot products of the float formats in llama.cpp's two orders (see kernels.h). The lane
 // sums follow _mm512_reduce_add_ps, the reduction the reference is compiled with.
+#include "simd/avx512/util.h"  // first: see its note on GCC warnings
+
 #include <immintrin.h>
 
 #include <cmath>
@@ -23,15 +25,6 @@ namespace {
 // plain ones; GCC 12's plain forms trip -Wuninitialized on their internal undefined vector.
 inline __m512 load_f16(const uint16_t* p) {
     return _mm512_maskz_cvtph_ps(0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-}
-
-// _mm512_reduce_add_ps's order: halves (i, i+8), then (i, i+4), then (0+2, 1+3), then the two.
-inline float reduce_add(__m512 v) {
-    const __m256 h = _mm256_add_ps(_mm512_maskz_extractf32x8_ps(0xFF, v, 1),
-                                   _mm512_maskz_extractf32x8_ps(0xFF, v, 0));
-    const __m128 q = _mm_add_ps(_mm256_extractf128_ps(h, 1), _mm256_castps256_ps128(h));
-    const __m128 r = _mm_add_ps(q, _mm_movehl_ps(q, q));
-    return _mm_cvtss_f32(_mm_add_ss(r, _mm_movehdup_ps(r)));
 }
 
 inline __m512bh load_bf16_pairs(const uint16_t* p) {

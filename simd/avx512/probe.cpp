@@ -16,8 +16,12 @@ uint64_t read_avx512(const uint8_t* p, size_t bytes) {
         s2 = _mm512_add_epi64(s2, _mm512_load_si512(p + i + 128));
         s3 = _mm512_add_epi64(s3, _mm512_load_si512(p + i + 192));
     }
-    return static_cast<uint64_t>(_mm512_reduce_add_epi64(
-        _mm512_add_epi64(_mm512_add_epi64(s0, s1), _mm512_add_epi64(s2, s3))));
+    // Lanes summed as unsigned (wrapping): _mm512_reduce_add_epi64 adds signed, which overflows.
+    alignas(64) uint64_t lanes[8];
+    _mm512_store_si512(lanes, _mm512_add_epi64(_mm512_add_epi64(s0, s1), _mm512_add_epi64(s2, s3)));
+    uint64_t sum = 0;
+    for (const uint64_t v : lanes) sum += v;
+    return sum;
 }
 
 // Twelve independent vpdpbusd chains (latency × throughput of current cores is below 12), each

@@ -18,6 +18,15 @@
 
 namespace strata::quant::avx512 {
 
+// _mm512_reduce_add_ps's order: halves (i, i+8), then (i, i+4), then (0+2, 1+3), then the two.
+inline float reduce_add(__m512 v) {
+    const __m256 h = _mm256_add_ps(_mm512_maskz_extractf32x8_ps(0xFF, v, 1),
+                                   _mm512_maskz_extractf32x8_ps(0xFF, v, 0));
+    const __m128 q = _mm_add_ps(_mm256_extractf128_ps(h, 1), _mm256_castps256_ps128(h));
+    const __m128 r = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    return _mm_cvtss_f32(_mm_add_ss(r, _mm_movehdup_ps(r)));
+}
+
 // Sum of the 8 lanes.
 inline float hsum256(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
