@@ -66,6 +66,23 @@ int64_t fused_tail_start(int64_t start, int64_t end) {
     return start + (left & ~int64_t{15}) + ((left & 15) >= 8 ? 8 : 0);
 }
 
+float add_vec_remainder(const float* x, const float* y, int64_t whole, int64_t n, int64_t n_total,
+                        float sum) {
+    // The remainder is a scalar loop in the reference, added one at a time, which its compiler
+    // vectorised: products of 16 at a time, then 8, are rounded before they are added; the last
+    // (up to 7) are fused multiply-adds. Masked terms (zeros) move that boundary, not the sum.
+    const int64_t tail = fused_tail_start(whole, n_total);
+    for (int64_t k = whole; k < n; ++k) {
+        if (k < tail) {
+            const float p = x[k] * y[k];
+            sum += p;
+        } else {
+            sum = std::fma(x[k], y[k], sum);
+        }
+    }
+    return sum;
+}
+
 STRATA_CLONES
 float dot_f32_vec_prefix(const float* x, const float* y, int64_t n, int64_t n_total) {
     const int64_t whole = n_total & ~int64_t{63};
@@ -88,20 +105,7 @@ float dot_f32_vec_prefix(const float* x, const float* y, int64_t n, int64_t n_to
         acc[1][l] += acc[3][l];
     }
     for (int l = 0; l < 16; ++l) acc[0][l] += acc[1][l];
-    float sum = reduce_16(acc[0]);
-    // The remainder is a scalar loop in the reference, added one at a time, which its compiler
-    // vectorised: products of 16 at a time, then 8, are rounded before they are added; the last
-    // (up to 7) are fused multiply-adds. Masked terms (zeros) move that boundary, not the sum.
-    const int64_t tail = fused_tail_start(whole, n_total);
-    for (int64_t k = whole; k < n; ++k) {
-        if (k < tail) {
-            const float p = x[k] * y[k];
-            sum += p;
-        } else {
-            sum = std::fma(x[k], y[k], sum);
-        }
-    }
-    return sum;
+    return add_vec_remainder(x, y, whole, n, n_total, reduce_16(acc[0]));
 }
 
 STRATA_CLONES
@@ -131,23 +135,13 @@ void dot_f32_vec_prefix_4x4(const float* const* x, const float* const* y, int64_
         for (int p = 0; p < 16; ++p)
             for (int l = 0; l < 16; ++l) part[a][p][l] = acc[p][l];
     }
-    const int64_t tail = fused_tail_start(whole, n_total);
     for (int r = 0; r < 4; ++r) {
         for (int c = 0; c < 4; ++c) {
             const int p = r * 4 + c;
             float v[16];
             for (int l = 0; l < 16; ++l)
                 v[l] = (part[0][p][l] + part[2][p][l]) + (part[1][p][l] + part[3][p][l]);
-            float sum = reduce_16(v);
-            for (int64_t k = whole; k < n; ++k) {
-                if (k < tail) {
-                    const float prod = x[r][k] * y[c][k];
-                    sum += prod;
-                } else {
-                    sum = std::fma(x[r][k], y[c][k], sum);
-                }
-            }
-            out[p] = sum;
+            out[p] = add_vec_remainder(x[r], y[c], whole, n, n_total, reduce_16(v));
         }
     }
 }

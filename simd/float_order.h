@@ -39,6 +39,12 @@ void dot_f32_gemm_4x4(const float* const* x, const float* const* y, int64_t n, f
 // groups of 16 and one group of 8 if at least 8 are left.
 int64_t fused_tail_start(int64_t start, int64_t end);
 
+// ggml_vec_dot_f32's remainder added to `sum`: terms [whole, n) of n_total (the rest are masked
+// zeros), one at a time, rounded before the add up to fused_tail_start(whole, n_total), fused
+// after it. The lane loops of every vec-order product end here.
+float add_vec_remainder(const float* x, const float* y, int64_t whole, int64_t n, int64_t n_total,
+                        float sum);
+
 // Σ x[i]·y[i] as ggml_vec_dot_f32.
 float dot_f32_vec(const float* x, const float* y, int64_t n);
 

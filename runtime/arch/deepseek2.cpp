@@ -520,7 +520,6 @@ class DeepSeek2Forward final : public Forward {
     void moe(const MlaLayer& L, int64_t il, const float* xn, int64_t n, float* out) {
         const int64_t n_embd = hp_.n_embd, k = router_.n_used;
         moe_in_.set(xn, n_embd, n_embd, n);
-        moe_rows_ = n;
         float* logits = grow(router_logits_, n * hp_.n_expert);
         simd::matmul(L.router, moe_in_.for_weights(L.router), logits, hp_.n_expert);
         tap("ffn_moe_logits", kTapCurrent, logits, n * hp_.n_expert);
@@ -588,7 +587,7 @@ class DeepSeek2Forward final : public Forward {
                               &moe_in_.for_weights(L.shared_ffn.up), sh, simd::Path::Gemm});
         }
         if (cache_) {
-            cached_experts(L, il, n_active, expert_id, task_of);
+            cached_experts(L, il, n, n_active, expert_id, task_of);
         } else {
             for (int64_t a = 0; a < n_active; ++a)
                 tasks_.push_back(task_of(a, &L.experts[static_cast<size_t>(expert_id(a))]));
@@ -625,12 +624,12 @@ class DeepSeek2Forward final : public Forward {
     // decoding, the next layer's likely experts (its router on this layer's input) are read
     // ahead. Fewer slots than experts: in waves, each released before the next.
     template <class ExpertId, class TaskOf>
-    void cached_experts(const MlaLayer& L, int64_t il, int64_t n_active, ExpertId&& expert_id,
-                        TaskOf&& task_of) {
+    void cached_experts(const MlaLayer& L, int64_t il, int64_t n, int64_t n_active,
+                        ExpertId&& expert_id, TaskOf&& task_of) {
         used_.resize(static_cast<size_t>(n_active));
         for (int64_t a = 0; a < n_active; ++a) used_[static_cast<size_t>(a)] = expert_id(a);
-        cached_.resize(static_cast<size_t>(n_active));     // stable: FfnTask points into it
-        bool prefetched = n_active == 0 || moe_rows_ > 1;  // prompts route to most experts anyway
+        cached_.resize(static_cast<size_t>(n_active));  // stable: FfnTask points into it
+        bool prefetched = n_active == 0 || n > 1;       // prompts route to most experts anyway
         size_t done = 0;
         while (done < used_.size()) {
             held_.clear();
@@ -732,7 +731,6 @@ class DeepSeek2Forward final : public Forward {
     std::vector<simd::Activations> head_act_;   // (n_head) per-head k_b / v_b inputs
     SharedInput in_;                            // attention's normalised input, converted
     SharedInput moe_in_;                        // the MoE block's input, converted
-    int64_t moe_rows_ = 0;                      // tokens of the MoE block's batch
     offload::ExpertCache* cache_ = nullptr;     // routed experts from here when set
     std::vector<int32_t> used_;                 // (active experts) their ids, ascending
     std::vector<Ffn> cached_;                   // (active experts) views of their cache slots

@@ -6,7 +6,6 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <cmath>
 
 #include "simd/avx512/kernels.h"
 #include "simd/float_order.h"
@@ -47,19 +46,10 @@ void prefix_rows(const float* x, const float* const* y, int64_t n, int64_t n_tot
             acc[c][a] =
                 _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(mask, y[c] + i + 16 * a), acc[c][a]);
     }
-    const int64_t tail = simd::fused_tail_start(whole, n_total);
     for (int c = 0; c < C; ++c) {
-        float sum = reduce_add(_mm512_add_ps(_mm512_add_ps(acc[c][0], acc[c][2]),
-                                             _mm512_add_ps(acc[c][1], acc[c][3])));
-        for (int64_t k = whole; k < n; ++k) {
-            if (k < tail) {
-                const float p = x[k] * y[c][k];
-                sum += p;
-            } else {
-                sum = std::fma(x[k], y[c][k], sum);
-            }
-        }
-        out[c] = sum;
+        const float sum = reduce_add(_mm512_add_ps(_mm512_add_ps(acc[c][0], acc[c][2]),
+                                                   _mm512_add_ps(acc[c][1], acc[c][3])));
+        out[c] = simd::add_vec_remainder(x, y[c], whole, n, n_total, sum);
     }
 }
 

@@ -4,7 +4,6 @@
 
 #include <immintrin.h>
 
-#include <cmath>
 
 #include "simd/avx512/kernels.h"
 #include "simd/float_order.h"
@@ -55,15 +54,8 @@ float vec_dot_f32(int64_t n, const void* w, const void* a) {
     const auto* y = static_cast<const float*>(a);
     int64_t i = 0;
     float sum = four_lanes(x, y, n, &i, [](const float* p) { return _mm512_loadu_ps(p); });
-    // The rest one product at a time: rounded before it is added, but the last (up to 7) fused,
-    // as the reference's compiled remainder loop does (simd/float_order.h).
-    const int64_t tail = simd::fused_tail_start(i, n);
-    for (; i < tail; ++i) {
-        const float p = x[i] * y[i];
-        sum += p;
-    }
-    for (; i < n; ++i) sum = std::fma(x[i], y[i], sum);
-    return sum;
+    // The rest one product at a time, as the reference's compiled remainder loop adds them.
+    return simd::add_vec_remainder(x, y, i, n, n, sum);
 }
 
 float gemm_dot_f32(int64_t n, const void* w, const void* a) {
