@@ -2,6 +2,7 @@
 // with 1 (2 for usage errors).
 #include <cstdio>
 #include <exception>
+#include <string>
 
 #include "runtime/cli/commands.h"
 #include "runtime/error.h"
@@ -19,6 +20,7 @@ int main(int argc, char** argv) {
     strata::cli::add_tokenize(app);
     strata::cli::add_info(app);
     strata::cli::add_tune(app);
+    strata::cli::add_serve(app);
 
     try {
         app.parse(argc, argv);
@@ -29,6 +31,16 @@ int main(int argc, char** argv) {
     } catch (const CLI::CallForVersion& e) {
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
+        // An unknown word where a command belongs: name it and list the commands, instead of
+        // CLI11's "A subcommand is required" or "The following arguments were not expected".
+        if (argc > 1 && argv[1][0] != '-' && app.get_subcommands().empty()) {
+            std::string names;
+            for (const CLI::App* sub : app.get_subcommands({}))
+                names += (names.empty() ? "" : ", ") + sub->get_name();
+            std::fprintf(stderr, "strata: error: unknown command '%s'; the commands are: %s\n",
+                         argv[1], names.c_str());
+            return 2;
+        }
         std::fprintf(stderr, "strata: error: %s\n", e.what());
         std::fprintf(stderr, "Run with --help for more information.\n");
         return 2;
