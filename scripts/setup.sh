@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 packages=(
   g++ cmake ninja-build pkg-config git
   libgtest-dev libgmock-dev libbenchmark-dev
-  libfmt-dev nlohmann-json3-dev libcli11-dev libutf8proc-dev
+  libfmt-dev nlohmann-json3-dev libcli11-dev libutf8proc-dev libcpp-httplib-dev
   liburing-dev libhwloc-dev libdnnl-dev libxsimd-dev xtl-dev
   clang libfuzzer-14-dev libclang-rt-14-dev clang-format
   tmux python3-jinja2
@@ -34,6 +34,14 @@ if [ -f tests/oracle/package.json ] && command -v npm >/dev/null 2>&1; then
   if [ ! -d tests/oracle/node_modules ] || [ tests/oracle/package-lock.json -nt tests/oracle/node_modules ]; then
     (cd tests/oracle && npm ci --no-audit --no-fund --loglevel=error) ||
       echo "setup: warning: npm install of the tokenizer oracle failed; its tests will be skipped" >&2
+  fi
+fi
+
+# The official openai client for the `strata serve` tests (skipped without it).
+if [ -f tests/serve/package.json ] && command -v npm >/dev/null 2>&1; then
+  if [ ! -d tests/serve/node_modules ] || [ tests/serve/package-lock.json -nt tests/serve/node_modules ]; then
+    (cd tests/serve && npm ci --no-audit --no-fund --loglevel=error) ||
+      echo "setup: warning: npm install of the openai client failed; the serve tests will be skipped" >&2
   fi
 fi
 

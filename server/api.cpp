@@ -162,6 +162,7 @@ GenRequest parse_request(std::string_view body, bool chat, const Limits& limits)
             if (s.empty()) bad("stop", "stop strings must not be empty");
     }
     r.system_as_is = get_bool(j, "system_as_is");
+    r.ignore_eos = get_bool(j, "ignore_eos");
     return r;
 }
 

@@ -49,6 +49,9 @@ struct GenRequest {
     // R1: system prompt folded into the first user turn unless the request sets
     // "system_as_is": true (a Strata extension).
     bool system_as_is = false;
+    // End-of-generation tokens are never sampled: the answer runs to max_tokens (llama-server's
+    // "ignore_eos"; benchmarks and tests).
+    bool ignore_eos = false;
 };
 
 // Parses and checks a request body; throws ApiError (400) naming the field for malformed JSON,

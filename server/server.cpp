@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <ctime>
 #include <filesystem>
@@ -124,6 +125,8 @@ class Server {
           pool_(model_, options.session, std::max(options.parallel, 1)),
           model_name_(std::filesystem::path(options.model_path).stem().string()) {
         limits_ = options.limits;
+        for (int32_t id = 0; id < tokenizer_.n_vocab(); ++id)
+            if (tokenizer_.is_eog(id)) eog_.push_back(id);
         if (limits_.max_prompt_tokens <= 0 || limits_.max_prompt_tokens >= pool_.n_ctx())
             limits_.max_prompt_tokens = pool_.n_ctx() - 1;
     }
@@ -156,6 +159,7 @@ class Server {
     chat::ChatTemplate template_;
     SlotPool pool_;
     std::string model_name_;
+    std::vector<int32_t> eog_;  // the vocabulary's end-of-generation tokens (ignore_eos)
     Metrics metrics_;
     std::atomic<int64_t> next_id_{0};
     httplib::Server http_;
@@ -187,6 +191,7 @@ Generated Server::generate(int slot, const GenRequest& r, std::span<const int32_
     chat::TurnStream turn(tokenizer_,
                           {.in_reasoning = r.chat && template_.opens_reasoning(), .stops = r.stop});
     std::vector<chat::Span> spans;
+    std::vector<float> masked;  // (n_vocab) logits without end-of-generation tokens
     bool first = true;
     for (;;) {
         spans.clear();
@@ -194,6 +199,11 @@ Generated Server::generate(int slot, const GenRequest& r, std::span<const int32_
             turn.finish(max_tokens == room ? chat::TurnEnd::kContextFull : chat::TurnEnd::kLength,
                         spans);
             break;
+        }
+        if (r.ignore_eos) {
+            masked.assign(logits.begin(), logits.end());
+            for (const int32_t e : eog_) masked[static_cast<size_t>(e)] = -INFINITY;
+            logits = masked;
         }
         const int32_t id = sampler.sample(logits);
         sampler.accept(id);

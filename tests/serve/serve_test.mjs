@@ -1,0 +1,202 @@
+// The official openai npm client against `strata serve`, started here on a free loopback port.
+//
+//   node serve_test.mjs STRATA_BIN
+//
+// The model is a synthesized tiny deepseek2 (random weights, R1 template): its text is noise, so
+// the checks are on the protocol — the reasoning/answer split into reasoning_content, the stream
+// against the whole answer at temperature 0, usage counts, limits, errors, auth, cancellation.
+// Exit 77 (ctest's SKIP_RETURN_CODE) with a message when node_modules is missing.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import assert from 'node:assert/strict';
+
+const here = dirname(fileURLToPath(import.meta.url));
+if (!existsSync(join(here, 'node_modules', 'openai'))) {
+  console.log('SKIP: tests/serve/node_modules is missing (run scripts/setup.sh)');
+  process.exit(77);
+}
+const { default: OpenAI } = await import('openai');
+
+const strata = process.argv[2];
+const dir = mkdtempSync(join(tmpdir(), 'strata-serve-'));
+const model = join(dir, 'tiny.gguf');
+const synth = spawnSync(strata, ['synth', '--arch', 'deepseek2', '--preset', 'tiny', '-o', model]);
+assert.equal(synth.status, 0, `strata synth failed: ${synth.stderr}`);
+
+const KEY = 'test-key';
+const server = spawn(strata, ['serve', '-m', model, '--port', '0', '--api-key', KEY,
+  '--parallel', '2', '--max-tokens', '4000', '--max-queue', '4', '--max-body', '65536', '-t', '1'],
+  { stdio: ['ignore', 'ignore', 'pipe'] });
+let log = '';
+const port = await new Promise((resolve, reject) => {
+  const timer = setTimeout(() => reject(new Error(`no port announced: ${log}`)), 30000);
+  server.stderr.on('data', (d) => {
+    log += d;
+    const m = /http:\/\/127\.0\.0\.1:(\d+)/.exec(log);
+    if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+  });
+  server.on('exit', (code) => reject(new Error(`server exited ${code}: ${log}`)));
+});
+const base = `http://127.0.0.1:${port}`;
+const client = new OpenAI({ apiKey: KEY, baseURL: `${base}/v1`, maxRetries: 0, timeout: 60000 });
+const msgs = [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hello there' }];
+
+let failures = 0;
+async function test(name, fn) {
+  try { await fn(); console.log(`ok   ${name}`); } catch (e) { failures++; console.log(`FAIL ${name}: ${e.stack}`); }
+}
+async function raw(path, body, headers = {}) {
+  const r = await fetch(base + path, { method: 'POST', body,
+    headers: { Authorization: `Bearer ${KEY}`, 'Content-Type': 'application/json', ...headers } });
+  return { status: r.status, json: await r.json().catch(() => null) };
+}
+function isError(r, status, param) {
+  assert.equal(r.status, status);
+  assert.equal(typeof r.json?.error?.message, 'string');
+  assert.ok(r.json.error.message.length > 0);
+  if (param !== undefined) assert.equal(r.json.error.param, param);
+}
+
+await test('models lists the model', async () => {
+  const list = await client.models.list();
+  assert.deepEqual(list.data.map((m) => m.id), ['tiny']);
+});
+
+let whole;
+await test('plain chat: reasoning apart, usage, length', async () => {
+  whole = await client.chat.completions.create({ model: 'tiny', messages: msgs, max_tokens: 24, temperature: 0 });
+  const c = whole.choices[0];
+  assert.equal(c.message.role, 'assistant');
+  assert.equal(typeof c.message.content, 'string');
+  assert.equal(typeof c.message.reasoning_content, 'string');
+  assert.equal(whole.usage.completion_tokens, 24);
+  assert.equal(c.finish_reason, 'length');
+  assert.ok(whole.usage.prompt_tokens > 4);
+  // R1's generation prompt opens <think>: the first text the model writes is reasoning.
+  assert.ok(c.message.reasoning_content.length > 0);
+  assert.ok(!c.message.reasoning_content.includes('<think>'));
+});
+
+await test('streaming chat equals the whole answer at temperature 0', async () => {
+  const stream = await client.chat.completions.create({ model: 'tiny', messages: msgs, max_tokens: 24,
+    temperature: 0, stream: true, stream_options: { include_usage: true } });
+  let reasoning = '', content = '', finish = null, usage = null, chunks = 0;
+  for await (const ch of stream) {
+    chunks++;
+    if (ch.usage) usage = ch.usage;
+    for (const c of ch.choices) {
+      reasoning += c.delta.reasoning_content ?? '';
+      content += c.delta.content ?? '';
+      if (c.finish_reason) finish = c.finish_reason;
+    }
+  }
+  assert.ok(chunks > 3);
+  assert.equal(finish, 'length');
+  assert.equal(reasoning, whole.choices[0].message.reasoning_content);
+  assert.equal(content, whole.choices[0].message.content);
+  assert.deepEqual(usage, whole.usage);
+});
+
+await test('system prompt folded by default, kept with system_as_is', async () => {
+  const folded = await client.chat.completions.create({ model: 'tiny', messages: msgs, max_tokens: 1 });
+  const asIs = await client.chat.completions.create({ model: 'tiny', messages: msgs, max_tokens: 1, system_as_is: true });
+  assert.notEqual(folded.usage.prompt_tokens, asIs.usage.prompt_tokens);
+});
+
+await test('completions', async () => {
+  const r = await client.completions.create({ model: 'tiny', prompt: 'Once upon', max_tokens: 5, temperature: 0 });
+  assert.equal(r.object, 'text_completion');
+  assert.equal(r.usage.completion_tokens, 5);
+  assert.equal(typeof r.choices[0].text, 'string');
+});
+
+await test('concurrent requests all complete, same text as sequential at temperature 0', async () => {
+  const one = (i) => client.chat.completions.create({ model: 'tiny', max_tokens: 12, temperature: 0,
+    messages: [{ role: 'user', content: `Question ${i % 3}` }] });
+  const seq = [];
+  for (let i = 0; i < 3; i++) seq.push(await one(i));
+  const par = await Promise.all(Array.from({ length: 6 }, (_, i) => one(i)));
+  par.forEach((r, i) => assert.equal(r.choices[0].message.reasoning_content + r.choices[0].message.content,
+    seq[i % 3].choices[0].message.reasoning_content + seq[i % 3].choices[0].message.content));
+});
+
+await test('auth: 401 without or with a wrong key', async () => {
+  const bad = new OpenAI({ apiKey: 'wrong', baseURL: `${base}/v1`, maxRetries: 0 });
+  await assert.rejects(bad.models.list(), (e) => e.status === 401);
+  const r = await fetch(`${base}/v1/models`);
+  assert.equal(r.status, 401);
+  assert.equal((await r.json()).error.type, 'authentication_error');
+  assert.equal((await fetch(`${base}/health`)).status, 200);
+});
+
+await test('bad requests are 4xx in OpenAI format and the server keeps serving', async () => {
+  isError(await raw('/v1/chat/completions', '{"messages": [{"role": "us'), 400);
+  isError(await raw('/v1/chat/completions', 'null'), 400);
+  isError(await raw('/v1/chat/completions', '{"messages": "hi"}'), 400, 'messages');
+  isError(await raw('/v1/chat/completions', JSON.stringify({ messages: msgs, max_tokens: 'ten' })), 400, 'max_tokens');
+  isError(await raw('/v1/chat/completions', JSON.stringify({ messages: msgs, max_tokens: 1e15 })), 400, 'max_tokens');
+  isError(await raw('/v1/chat/completions', JSON.stringify({ messages: msgs, temperature: 'hot' })), 400, 'temperature');
+  isError(await raw('/v1/chat/completions', JSON.stringify({ messages: [{ role: 'wizard', content: 'x' }] })), 400, 'messages[0].role');
+  isError(await raw('/v1/completions', JSON.stringify({ prompt: 'x'.repeat(70000) })), 413);
+  isError(await raw('/v1/completions', JSON.stringify({ prompt: 'word '.repeat(6000) })), 400, 'prompt');
+  isError(await raw('/v1/nothing', '{}'), 404);
+  await assert.rejects(client.chat.completions.create({ model: 'tiny', messages: msgs, max_tokens: 100000 }),
+    (e) => e.status === 400);
+  const ok = await client.chat.completions.create({ model: 'tiny', messages: msgs, max_tokens: 2 });
+  assert.equal(ok.usage.completion_tokens, 2);
+});
+
+async function metric(name) {
+  const text = await (await fetch(`${base}/metrics`, { headers: { Authorization: `Bearer ${KEY}` } })).text();
+  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+  assert.ok(m, `no ${name} in /metrics`);
+  return Number(m[1]);
+}
+
+await test('a client that disconnects cancels its generation and frees its slot', async () => {
+  const before = await metric('strata_cancelled_total');
+  const generatedBefore = await metric('strata_generated_tokens_total');
+  const ac = new AbortController();
+  const stream = await client.chat.completions.create({ model: 'tiny', messages: msgs, max_tokens: 4000,
+    stream: true, ignore_eos: true }, { signal: ac.signal });
+  let n = 0;
+  // The client may end the iteration quietly or throw an abort error: either way it is gone.
+  try { for await (const _ of stream) { if (++n === 3) ac.abort(); } } catch (e) { /* aborted */ }
+  assert.ok(n >= 3);
+  let cancelled = before;
+  for (let i = 0; i < 100 && cancelled === before; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    cancelled = await metric('strata_cancelled_total');
+  }
+  assert.equal(cancelled, before + 1);
+  assert.ok(await metric('strata_generated_tokens_total') - generatedBefore < 4000);
+  assert.equal(await metric('strata_active_requests'), 0);
+});
+
+await test('metrics count requests and tokens', async () => {
+  assert.ok(await metric('strata_requests_total') > 10);
+  assert.ok(await metric('strata_generated_tokens_total') > 50);
+  assert.equal(await metric('strata_queue_depth'), 0);
+});
+
+await test('SIGTERM finishes a live request, then the server exits', async () => {
+  const req = { model: 'tiny', messages: msgs, max_tokens: 64, temperature: 0, ignore_eos: true };
+  const expected = await client.chat.completions.create(req);
+  const live = client.chat.completions.create(req);
+  await new Promise((r) => setTimeout(r, 30));
+  const exited = new Promise((r) => server.on('exit', (code, sig) => r({ code, sig })));
+  server.kill('SIGTERM');
+  const r = await live;
+  assert.deepEqual(r.choices, expected.choices);
+  assert.equal(r.usage.completion_tokens, 64);
+  const { code } = await exited;
+  assert.equal(code, 0);
+});
+
+server.kill('SIGKILL');
+rmSync(dir, { recursive: true, force: true });
+console.log(failures ? `${failures} failed` : 'all passed');
+process.exit(failures ? 1 : 0);
