@@ -21,6 +21,7 @@
 #include "runtime/chat/detect.h"
 #include "runtime/gguf.h"
 #include "runtime/tokenizer/tokenizer.h"
+#include "tests/chat_test_util.h"
 #include "tests/test_util.h"
 
 namespace strata {
@@ -28,49 +29,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-
-// Writes a copy of `base` (F32 token_embd, output and output_norm) in which greedy decoding
-// follows `next`: after token a comes next[a]. Every other tensor is zero: the attention and
-// expert outputs vanish and the residual stream is the embedding. The embedding of each a is a
-// unit vector of its own dimension k, and output row next[a] reads that dimension with weight 50,
-// so its logit is 50·sqrt(n_embd) after the output norm and every other logit is 0.
-void write_chain_model(const gguf::File& base, const std::map<int32_t, int32_t>& next,
-                       const std::string& path) {
-    gguf::Writer w(base.alignment());
-    for (const gguf::KeyValue& kv : base.metadata()) w.set_value(std::string(kv.key), kv.value);
-    const gguf::Tensor& embd = base.tensor("token_embd.weight");
-    const gguf::Tensor& out = base.tensor("output.weight");
-    const int64_t n_embd = embd.ne[0], n_vocab = embd.ne[1];
-    ASSERT_EQ(embd.type, quant::Type::F32);
-    ASSERT_EQ(out.type, quant::Type::F32);
-    ASSERT_LE(static_cast<int64_t>(next.size()), n_embd);
-    std::vector<float> e, o, norm;  // (n_vocab, n_embd), (n_vocab, n_embd), (n_embd)
-    e.assign(static_cast<size_t>(n_embd * n_vocab), 0.0f);
-    o.assign(static_cast<size_t>(n_embd * n_vocab), 0.0f);
-    norm.assign(static_cast<size_t>(n_embd), 1.0f);
-    int64_t k = 0;
-    for (const auto& [a, b] : next) {
-        e[static_cast<size_t>(a * n_embd + k)] = 1.0f;
-        o[static_cast<size_t>(b * n_embd + k)] = 50.0f;
-        ++k;
-    }
-    const auto bytes = [](const std::vector<float>& v) {
-        return std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(v.data()), v.size() * 4);
-    };
-    for (const gguf::Tensor& t : base.tensors()) {
-        std::vector<int64_t> ne(t.ne.begin(), t.ne.begin() + t.n_dims);
-        const std::string name(t.name);
-        if (name == "token_embd.weight")
-            w.add_tensor(name, t.type, ne, bytes(e));
-        else if (name == "output.weight")
-            w.add_tensor(name, t.type, ne, bytes(o));
-        else if (name == "output_norm.weight")
-            w.add_tensor(name, t.type, ne, bytes(norm));
-        else
-            w.add_tensor(name, t.type, ne, gguf::Writer::Fill());  // zeros
-    }
-    w.write(path);
-}
 
 // The two steered models, written once per process from a synthesized tiny deepseek2.
 struct Models {
@@ -116,9 +74,10 @@ const Models& models() {
             return r;
         }
         r.answer = (dir / "answer.gguf").string();
-        write_chain_model(file, answer, r.answer);
+        test::write_chain_model(file, answer, r.answer);
         r.loop = (dir / "loop.gguf").string();
-        write_chain_model(file, {{start, b('l')}, {b('l'), b('a')}, {b('a'), b('l')}}, r.loop);
+        test::write_chain_model(file, {{start, b('l')}, {b('l'), b('a')}, {b('a'), b('l')}},
+                                r.loop);
         return r;
     }();
     return m;
