@@ -67,6 +67,12 @@ void Sampler::accept(int32_t token) {
         recent_.erase(recent_.begin());
 }
 
+void Sampler::accept_context(std::span<const int32_t> tokens) {
+    const size_t window = static_cast<size_t>(std::max<int64_t>(params_.repeat_last_n, 0));
+    for (size_t i = tokens.size() > window ? tokens.size() - window : 0; i < tokens.size(); ++i)
+        accept(tokens[i]);
+}
+
 void Sampler::reset() {
     recent_.clear();
     rng_.seed(params_.seed);

@@ -43,6 +43,9 @@ class Sampler {
     int32_t sample(std::span<const float> logits);
     // Records a token of the context (prompt or generated) for the repetition penalty.
     void accept(int32_t token);
+    // Records the end of a context just prefilled (the last repeat_last_n of `tokens`): what the
+    // penalty looks at after a prompt (`strata run --chat`, `strata serve`).
+    void accept_context(std::span<const int32_t> tokens);
     void reset();
 
     const SamplerParams& params() const { return params_; }

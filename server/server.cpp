@@ -181,9 +181,7 @@ Generated Server::generate(int slot, const GenRequest& r, std::span<const int32_
     Generated g;
     g.prompt_tokens = static_cast<int64_t>(prompt.size());
     std::span<const float> logits = session.prefill(prompt);
-    const size_t window = static_cast<size_t>(std::max<int64_t>(p.repeat_last_n, 0));
-    for (size_t i = prompt.size() > window ? prompt.size() - window : 0; i < prompt.size(); ++i)
-        sampler.accept(prompt[i]);
+    sampler.accept_context(prompt);
     metrics_.prompt_tokens += g.prompt_tokens;
 
     const int64_t room = session.n_ctx() - session.n_past();

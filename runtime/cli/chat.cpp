@@ -35,10 +35,7 @@ class SessionSource : public chat::TokenSource {
     int64_t prefill(std::span<const int32_t> tokens) override {
         logits_ = session_.prefill(tokens);
         // The repetition penalty looks at the end of the context, which is now this prompt.
-        const size_t window =
-            static_cast<size_t>(std::max<int64_t>(sampler_.params().repeat_last_n, 0));
-        for (size_t i = tokens.size() > window ? tokens.size() - window : 0; i < tokens.size(); ++i)
-            sampler_.accept(tokens[i]);
+        sampler_.accept_context(tokens);
         return session_.reused();
     }
     int32_t sample() override {

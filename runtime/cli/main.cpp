@@ -33,12 +33,15 @@ int main(int argc, char** argv) {
     } catch (const CLI::ParseError& e) {
         // An unknown word where a command belongs: name it and list the commands, instead of
         // CLI11's "A subcommand is required" or "The following arguments were not expected".
-        if (argc > 1 && argv[1][0] != '-' && app.get_subcommands().empty()) {
+        if (app.get_subcommands().empty() && (argc == 1 || argv[1][0] != '-')) {
             std::string names;
             for (const CLI::App* sub : app.get_subcommands({}))
                 names += (names.empty() ? "" : ", ") + sub->get_name();
-            std::fprintf(stderr, "strata: error: unknown command '%s'; the commands are: %s\n",
-                         argv[1], names.c_str());
+            if (argc == 1)
+                std::fprintf(stderr, "strata: error: a command is required: %s\n", names.c_str());
+            else
+                std::fprintf(stderr, "strata: error: unknown command '%s'; the commands are: %s\n",
+                             argv[1], names.c_str());
             return 2;
         }
         std::fprintf(stderr, "strata: error: %s\n", e.what());
