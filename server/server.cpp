@@ -489,9 +489,11 @@ void Server::run() {
     http_.set_read_timeout(options_.read_timeout_s, 0);
     http_.set_write_timeout(options_.write_timeout_s, 0);
     http_.set_keep_alive_timeout(5);
-    // Generating requests, queued ones, and a few for /health and /metrics.
+    // Generating requests, queued ones, and spare workers: httplib's read timeout is per read,
+    // so a client dribbling its header a byte at a time holds a worker until the header limit;
+    // the spares keep /health, /metrics and new requests answered past a few such clients.
     const size_t n_workers =
-        static_cast<size_t>(std::max(options_.parallel, 1) + limits_.max_queued + 4);
+        static_cast<size_t>(std::max(options_.parallel, 1) + limits_.max_queued + 64);
     http_.new_task_queue = [n_workers] { return new httplib::ThreadPool(n_workers); };
 
     int port = options_.port;
