@@ -14,5 +14,6 @@ void add_bench(CLI::App& app);
 void add_tokenize(CLI::App& app);
 void add_info(CLI::App& app);
 void add_tune(CLI::App& app);
+void add_plan(CLI::App& app);
 
 }  // namespace strata::cli
