@@ -98,7 +98,6 @@ namespace {
 
 constexpr size_t kGpu = static_cast<size_t>(Tier::Gpu);
 constexpr size_t kRam = static_cast<size_t>(Tier::Ram);
-constexpr size_t kNvme = static_cast<size_t>(Tier::Nvme);
 
 // Preference for the GPU among the parts every token reads: the earlier, the more it gains.
 // The KV cache comes right after attention (rank 2), whose reads it serves. The token
@@ -127,6 +126,14 @@ int rank_of(Part part) {
     return 9;
 }
 constexpr int kKvRank = 2;
+
+// The grid of GPU rooms plan() tries below the budget: 0, then 1 MiB growing by 2^(1/4) (19%
+// steps); the same for every budget.
+uint64_t next_grid_room(uint64_t room) {
+    constexpr uint64_t MiB = 1ull << 20;
+    if (room < MiB) return MiB;
+    return static_cast<uint64_t>(static_cast<double>(room) * 1.1892071150027210) + 1;
+}
 
 std::string gib(uint64_t b) {
     return fmt::format("{:.2f} GiB", static_cast<double>(b) / (1ull << 30));
@@ -249,7 +256,8 @@ Placement plan_moe(const ModelInfo& model, const Figures& figures, const Budgets
     const double gpu_bw = figures.gpu_gbs * figures.gpu_efficiency * 1e9;
     const double cpu_bw = figures.ram_gbs * figures.cpu_efficiency * 1e9;
     const double nvme_bw = figures.nvme_gbs * 1e9;
-    size_t best_k = 0;
+    size_t best_k = 0, last_k = 0;
+    bool any = false;
     double best_t = std::numeric_limits<double>::infinity();
     for (size_t k = 0; k <= n; ++k) {
         if (byte_prefix[k] > gpu_left) break;
@@ -263,37 +271,52 @@ Placement plan_moe(const ModelInfo& model, const Figures& figures, const Budgets
             c = (read_prefix[hot] - read_prefix[k]) / cpu_bw;
             d = (read_prefix[n] - read_prefix[hot]) / nvme_bw;
         }
-        // The last crossing pair goes when no expert is left on the CPU.
-        const double t = std::max({read_prefix[k] / gpu_bw, c, d}) - (k == n ? 1e-9 : 0.0);
+        const double t = std::max({read_prefix[k] / gpu_bw, c, d});
         if (t < best_t) {
             best_t = t;
             best_k = k;
         }
+        last_k = k;
+        any = true;
     }
-    if (!std::isfinite(best_t))
+    if (!any)
         fail(
             "--ram {} leaves {} for routed experts: less than one expert of one layer ({}) for "
             "the RAM cache",
             gib(budgets.ram_bytes), gib(ram_left), gib(p.slot_bytes));
-    const bool all_in_ram = byte_prefix[n] - byte_prefix[best_k] <= ram_left;
-    std::vector<Tier> tier_of(static_cast<size_t>(model.n_layer * model.n_expert), Tier::Ram);
-    for (size_t k = 0; k < n; ++k)
-        tier_of[static_cast<size_t>(units[k].layer * model.n_expert + units[k].expert)] =
-            k < best_k ? Tier::Gpu : (all_in_ram ? Tier::Ram : Tier::Nvme);
-    for (size_t i = 0; i < model.tensors.size(); ++i) {
-        const TensorInfo& t = model.tensors[i];
-        if (t.part != Part::RoutedExperts) continue;
-        for (int64_t e = 0; e < t.n_expert; ++e)
-            p.tensors[i].slabs[static_cast<size_t>(e)] =
-                tier_of[static_cast<size_t>(t.layer * model.n_expert + e)];
+
+    // The placement with the hottest k units on the GPU.
+    const auto assign = [&](size_t k) {
+        Placement q = p;
+        const bool all_in_ram = byte_prefix[n] - byte_prefix[k] <= ram_left;
+        std::vector<Tier> tier_of(static_cast<size_t>(model.n_layer * model.n_expert), Tier::Ram);
+        for (size_t j = 0; j < n; ++j)
+            tier_of[static_cast<size_t>(units[j].layer * model.n_expert + units[j].expert)] =
+                j < k ? Tier::Gpu : (all_in_ram ? Tier::Ram : Tier::Nvme);
+        for (size_t i = 0; i < model.tensors.size(); ++i) {
+            const TensorInfo& t = model.tensors[i];
+            if (t.part != Part::RoutedExperts) continue;
+            for (int64_t e = 0; e < t.n_expert; ++e)
+                q.tensors[i].slabs[static_cast<size_t>(e)] =
+                    tier_of[static_cast<size_t>(t.layer * model.n_expert + e)];
+        }
+        q.kv_gpu_bytes = q.kv_tier == Tier::Gpu ? q.kv_bytes : 0;
+        if (!all_in_ram) {
+            q.cache_slots = slots;
+            q.ram_cache_bytes = static_cast<uint64_t>(slots) * q.slot_bytes;
+        }
+        total(model, q);
+        q.prediction = predict(model, q, figures, u);
+        return q;
+    };
+    // The balance point above ignores PCIe crossings, which only go away when a layer has no
+    // expert left on the CPU: the fullest GPU is the other candidate.
+    Placement best = assign(best_k);
+    if (last_k != best_k) {
+        Placement full = assign(last_k);
+        if (full.prediction.decode_tps > best.prediction.decode_tps) best = std::move(full);
     }
-    p.kv_gpu_bytes = p.kv_tier == Tier::Gpu ? p.kv_bytes : 0;
-    if (!all_in_ram) {
-        p.cache_slots = slots;
-        p.ram_cache_bytes = static_cast<uint64_t>(slots) * p.slot_bytes;
-    }
-    total(model, p);
-    return p;
+    return best;
 }
 
 // Dense models: every layer's stage either side. `gpu_layers` blocks take the GPU whole
@@ -398,12 +421,44 @@ Placement plan(const ModelInfo& model, const Figures& figures, const Budgets& bu
                                  ? static_cast<uint64_t>(budgets.gpu_reserve_bytes)
                                  : std::min(kDefaultGpuReserve, budgets.gpu_bytes / 8);
     const uint64_t gpu_room = budgets.gpu_bytes > reserve ? budgets.gpu_bytes - reserve : 0;
-    Placement p = model.moe() ? plan_moe(model, figures, budgets, u, gpu_room)
-                              : plan_dense(model, figures, budgets, u, gpu_room);
-    p.gpu_reserve = p.bytes[kGpu] > 0 ? reserve : 0;
-    p.prediction = predict(model, p, figures, u);
-    (void)kNvme;
-    return p;
+    if (!model.moe()) {
+        Placement p = plan_dense(model, figures, budgets, u, gpu_room);
+        p.gpu_reserve = p.bytes[kGpu] > 0 ? reserve : 0;
+        return p;
+    }
+    // MoE: the greedy fill at the whole room, and at every point of a fixed grid of smaller
+    // rooms; the fastest wins. A greedy plan with more room can predict slower than one with
+    // less (a tensor moved to the GPU may add PCIe crossings that cost more than its reads save,
+    // as on golden-sized models); the grid does not depend on the budget, so a larger budget
+    // sees every candidate a smaller one saw but its own full-room plan, and more budget never
+    // predicts much slower.
+    Placement best = plan_moe(model, figures, budgets, u, gpu_room);
+    // A plan with room r reads at least (bytes per token - r) on the CPU side, which alone takes
+    // that over the CPU's bandwidth: rooms where that exceeds the best time cannot win.
+    double per_token = 0;
+    for (const TensorInfo& t : model.tensors) {
+        if (t.part == Part::TokenEmbd) continue;
+        if (t.part != Part::RoutedExperts) {
+            per_token += static_cast<double>(t.bytes);
+            continue;
+        }
+        for (int64_t e = 0; e < t.n_expert; ++e)
+            per_token += u[static_cast<size_t>(t.layer)][static_cast<size_t>(e)] *
+                         static_cast<double>(t.slab_bytes());
+    }
+    const double cpu_bw = figures.ram_gbs * figures.cpu_efficiency * 1e9;
+    const double useless_below = per_token - cpu_bw / best.prediction.decode_tps;
+    for (uint64_t room = 0; room < gpu_room; room = next_grid_room(room)) {
+        if (static_cast<double>(room) < useless_below) continue;
+        try {
+            Placement p = plan_moe(model, figures, budgets, u, room);
+            if (p.prediction.decode_tps > best.prediction.decode_tps) best = std::move(p);
+        } catch (const Error&) {
+            // Less room on the GPU leaves more to RAM: that room cannot be planned.
+        }
+    }
+    best.gpu_reserve = best.bytes[kGpu] > 0 ? reserve : 0;
+    return best;
 }
 
 }  // namespace strata::scheduler
