@@ -47,8 +47,12 @@ uint64_t parse_size(const std::string& flag, const std::string& text, uint64_t p
     }
 }
 
+// Sizes in binary units, the unit chosen so that golden-sized models do not print as zeros.
 std::string gib(uint64_t b) {
-    return fmt::format("{:.2f} GiB", static_cast<double>(b) / (1ull << 30));
+    const double v = static_cast<double>(b);
+    if (b >= (1ull << 30)) return fmt::format("{:.2f} GiB", v / (1ull << 30));
+    if (b >= (1ull << 20)) return fmt::format("{:.2f} MiB", v / (1ull << 20));
+    return fmt::format("{:.1f} KiB", v / 1024);
 }
 
 // The model's shapes: a preset's tensor table, or a file's header.
