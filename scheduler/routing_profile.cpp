@@ -9,6 +9,13 @@
 
 namespace strata::scheduler {
 
+RoutingProfile routing_profile_from_counts(const std::vector<std::vector<uint64_t>>& counts) {
+    RoutingProfile p;
+    for (size_t il = 0; il < counts.size(); ++il)
+        if (!counts[il].empty()) p.layers.push_back({static_cast<int64_t>(il), counts[il]});
+    return p;
+}
+
 RoutingProfile read_routing_profile(const std::string& path) {
     std::ifstream in(path);
     if (!in) fail("routing profile '{}': cannot open", path);

@@ -23,6 +23,10 @@ struct RoutingProfile {
     bool empty() const { return layers.empty(); }
 };
 
+// A profile from per-layer counters ([layer][expert] selections), as the forward pass keeps
+// them; layers with no counters (dense layers) are left out.
+RoutingProfile routing_profile_from_counts(const std::vector<std::vector<uint64_t>>& counts);
+
 // Reads and checks a profile: a JSON object with a "layers" array of {"layer", "counts"}.
 // Throws strata::Error naming the file and what is wrong.
 RoutingProfile read_routing_profile(const std::string& path);

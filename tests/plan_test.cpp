@@ -258,9 +258,9 @@ TEST(PlanUsage, ProfileOfTheWrongShapeIsRefused) {
 
 TEST(PlanUsage, ProfileFileRoundTripsAndBadFilesNameThemselves) {
     test::TempDir dir;
-    scheduler::RoutingProfile prof;
-    prof.layers.push_back({3, {5, 0, 7}});
-    prof.layers.push_back({4, {0, 0, 1}});
+    // Layers 0-2 dense (no counters), 3 and 4 routed.
+    const scheduler::RoutingProfile prof =
+        scheduler::routing_profile_from_counts({{}, {}, {}, {5, 0, 7}, {0, 0, 1}});
     const std::string path = (dir / "profile.json").string();
     scheduler::write_routing_profile(path, prof);
     const auto back = scheduler::read_routing_profile(path);

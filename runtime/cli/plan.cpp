@@ -300,6 +300,9 @@ void run(PlanArgs& a) {
         fmt::print("{:<6} {:>12} {:>12}  {}\n", scheduler::tier_name(static_cast<Tier>(t)),
                    gib(used[t]), t < 2 ? gib(budget[t]) : "-", joined.empty() ? "-" : joined);
     }
+    fmt::print("budgets kept: GPU {} <= {}: {}; RAM {} <= {}: {}\n", gib(used[0]), gib(budget[0]),
+               used[0] <= budget[0] ? "yes" : "NO", gib(used[1]), gib(budget[1]),
+               used[1] <= budget[1] ? "yes" : "NO");
     if (p.split != scheduler::DenseSplit::None)
         fmt::print(
             "dense split: {}, {} of {} layers' {} on the GPU\n", scheduler::split_name(p.split),
