@@ -79,7 +79,7 @@ std::vector<std::vector<double>> expert_usage(const ModelInfo& model, const Rout
             u[static_cast<size_t>(l)].assign(static_cast<size_t>(model.n_expert),
                                              used / static_cast<double>(model.n_expert));
     for (const LayerCounts& lc : usage.layers) {
-        if (lc.layer >= model.n_layer || !routed[static_cast<size_t>(lc.layer)])
+        if (lc.layer < 0 || lc.layer >= model.n_layer || !routed[static_cast<size_t>(lc.layer)])
             fail("routing profile: layer {} has no routed experts in {}", lc.layer, model.name);
         if (static_cast<int64_t>(lc.counts.size()) != model.n_expert)
             fail("routing profile: layer {} has {} counts, {} has {} experts", lc.layer,
