@@ -45,7 +45,8 @@ constexpr Field kFields[] = {
     {"nvme_gbs", &Figures::nvme_gbs},
     {"cpu_efficiency", &Figures::cpu_efficiency},
     {"gpu_efficiency", &Figures::gpu_efficiency},
-    {"prefill_efficiency", &Figures::prefill_efficiency},
+    {"cpu_prefill_efficiency", &Figures::cpu_prefill_efficiency},
+    {"gpu_prefill_efficiency", &Figures::gpu_prefill_efficiency},
 };
 
 }  // namespace
@@ -279,8 +280,9 @@ Prediction predict(const ModelInfo& model, const Placement& placement, const Fig
 
     // Prefill per token: arithmetic, or each weight read once per batch, whichever is slower on
     // each side; the misses of a batch come from NVMe once.
-    const double gpu_rate = figures.gpu_tflops * 1e12 / 2 * figures.prefill_efficiency;  // MAC/s
-    const double cpu_rate = figures.cpu_int8_gops * 1e9 * figures.prefill_efficiency;
+    const double gpu_rate =
+        figures.gpu_tflops * 1e12 / 2 * figures.gpu_prefill_efficiency;  // MAC/s
+    const double cpu_rate = figures.cpu_int8_gops * 1e9 * figures.cpu_prefill_efficiency;
     const auto side = [&](double macs, double batch_bytes, double rate, double bw) {
         return std::max(macs > 0 ? macs / rate : 0.0, time(batch_bytes / batch, bw));
     };

@@ -25,8 +25,12 @@ struct Figures {
     // model (`strata bench`: ~55% of `strata info --probe`'s read bandwidth). GPU: assumed.
     double cpu_efficiency = 0.55;
     double gpu_efficiency = 0.70;
-    // Share of the arithmetic peak prefill reaches (both sides; assumed).
-    double prefill_efficiency = 0.40;
+    // Share of the arithmetic peak prefill reaches. CPU: measured, `strata bench -p 512` on the
+    // bench model (2 cores, 138 tok/s median of 3) against the int8 probe's peak: 0.07 (the probe
+    // is a register-only loop; prefill also dequantizes, converts activations and attends).
+    // GPU: assumed.
+    double cpu_prefill_efficiency = 0.07;
+    double gpu_prefill_efficiency = 0.40;
     int64_t prefill_batch = 512;  // tokens per prefill batch: weights are read once per batch
     std::string source;           // where the figures came from ("probed ...", "given", ...)
 };

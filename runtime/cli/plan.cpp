@@ -30,7 +30,8 @@ struct PlanArgs {
     bool json = false, probe = false, paper = false;
     // Figure overrides; negative: not given.
     double ram_gbs = -1, cpu_int8_gops = -1, gpu_gbs = -1, gpu_tflops = -1, pcie_gbs = -1,
-           pcie_latency_us = -1, nvme_gbs = -1, cpu_eff = -1, gpu_eff = -1, prefill_eff = -1;
+           pcie_latency_us = -1, nvme_gbs = -1, cpu_eff = -1, gpu_eff = -1, cpu_prefill_eff = -1,
+           gpu_prefill_eff = -1;
 };
 
 // A size flag: as --ram-budget reads them (binary units), errors naming this flag.
@@ -127,7 +128,8 @@ scheduler::Figures load_figures(const PlanArgs& a, const scheduler::Hardware& hw
     set(a.nvme_gbs, f.nvme_gbs, "--nvme-bw");
     set(a.cpu_eff, f.cpu_efficiency, "--cpu-eff");
     set(a.gpu_eff, f.gpu_efficiency, "--gpu-eff");
-    set(a.prefill_eff, f.prefill_efficiency, "--prefill-eff");
+    set(a.cpu_prefill_eff, f.cpu_prefill_efficiency, "--cpu-prefill-eff");
+    set(a.gpu_prefill_eff, f.gpu_prefill_efficiency, "--gpu-prefill-eff");
     for (const auto& [v, flag] : {std::pair{f.ram_gbs, "--ram-bw"},
                                   {f.gpu_gbs, "--gpu-bw"},
                                   {f.nvme_gbs, "--nvme-bw"},
@@ -135,7 +137,8 @@ scheduler::Figures load_figures(const PlanArgs& a, const scheduler::Hardware& hw
         if (v <= 0) throw UsageError(fmt::format("{} must be positive", flag));
     for (const auto& [v, flag] : {std::pair{f.cpu_efficiency, "--cpu-eff"},
                                   {f.gpu_efficiency, "--gpu-eff"},
-                                  {f.prefill_efficiency, "--prefill-eff"}})
+                                  {f.cpu_prefill_efficiency, "--cpu-prefill-eff"},
+                                  {f.gpu_prefill_efficiency, "--gpu-prefill-eff"}})
         if (v <= 0 || v > 1) throw UsageError(fmt::format("{} must be in (0, 1]", flag));
     if (given) f.source += "; some figures given on the command line";
     return f;
@@ -178,10 +181,12 @@ std::string reproduce(const PlanArgs& a, const scheduler::Figures& f) {
     if (!a.usage.empty()) cmd += " --usage " + a.usage;
     cmd += fmt::format(
         " --ram-bw {:g} --cpu-int8 {:g} --gpu-bw {:g} --gpu-tflops {:g} --pcie-bw {:g} "
-        "--pcie-latency-us {:g} --nvme-bw {:g} --cpu-eff {:g} --gpu-eff {:g} --prefill-eff {:g} "
+        "--pcie-latency-us {:g} --nvme-bw {:g} --cpu-eff {:g} --gpu-eff {:g} --cpu-prefill-eff "
+        "{:g} --gpu-prefill-eff {:g} "
         "--paper",
         f.ram_gbs, f.cpu_int8_gops, f.gpu_gbs, f.gpu_tflops, f.pcie_gbs, f.pcie_latency_us,
-        f.nvme_gbs, f.cpu_efficiency, f.gpu_efficiency, f.prefill_efficiency);
+        f.nvme_gbs, f.cpu_efficiency, f.gpu_efficiency, f.cpu_prefill_efficiency,
+        f.gpu_prefill_efficiency);
     return cmd;
 }
 
@@ -252,7 +257,8 @@ void run(PlanArgs& a) {
                         {"nvme_gbs", f.nvme_gbs},
                         {"cpu_efficiency", f.cpu_efficiency},
                         {"gpu_efficiency", f.gpu_efficiency},
-                        {"prefill_efficiency", f.prefill_efficiency}};
+                        {"cpu_prefill_efficiency", f.cpu_prefill_efficiency},
+                        {"gpu_prefill_efficiency", f.gpu_prefill_efficiency}};
         nlohmann::json tensors = nlohmann::json::array();
         for (size_t i = 0; i < m.tensors.size(); ++i) {
             nlohmann::json t = {{"name", m.tensors[i].name},
@@ -320,9 +326,11 @@ void run(PlanArgs& a) {
     fmt::print("\nfigures: {}\n", f.source);
     fmt::print(
         "  CPU {:g} GB/s read x {:g} efficiency, {:g} G int8 MAC/s; GPU {:g} GB/s x {:g}, "
-        "{:g} TFLOPS; PCIe {:g} GB/s + {:g} us; NVMe {:g} GB/s; prefill efficiency {:g}\n",
+        "{:g} TFLOPS; PCIe {:g} GB/s + {:g} us; NVMe {:g} GB/s; prefill efficiency CPU {:g}, GPU "
+        "{:g}\n",
         f.ram_gbs, f.cpu_efficiency, f.cpu_int8_gops, f.gpu_gbs, f.gpu_efficiency, f.gpu_tflops,
-        f.pcie_gbs, f.pcie_latency_us, f.nvme_gbs, f.prefill_efficiency);
+        f.pcie_gbs, f.pcie_latency_us, f.nvme_gbs, f.cpu_prefill_efficiency,
+        f.gpu_prefill_efficiency);
     fmt::print("reproduce: {}\n", reproduce(a, f));
 }
 
@@ -359,7 +367,10 @@ void add_plan(CLI::App& app) {
     cmd->add_option("--cpu-eff", a->cpu_eff,
                     "share of read bandwidth CPU decode reaches (0.55 measured)");
     cmd->add_option("--gpu-eff", a->gpu_eff, "share of GPU bandwidth decode reaches (0.7 assumed)");
-    cmd->add_option("--prefill-eff", a->prefill_eff, "share of arithmetic peak prefill reaches");
+    cmd->add_option("--cpu-prefill-eff", a->cpu_prefill_eff,
+                    "share of the int8 peak CPU prefill reaches (0.07 measured)");
+    cmd->add_option("--gpu-prefill-eff", a->gpu_prefill_eff,
+                    "share of the fp16 peak GPU prefill reaches (0.4 assumed)");
     cmd->callback([a] { run(*a); });
 }
 
