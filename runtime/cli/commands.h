@@ -15,5 +15,6 @@ void add_tokenize(CLI::App& app);
 void add_info(CLI::App& app);
 void add_tune(CLI::App& app);
 void add_serve(CLI::App& app);
+void add_plan(CLI::App& app);
 
 }  // namespace strata::cli

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
     strata::cli::add_info(app);
     strata::cli::add_tune(app);
     strata::cli::add_serve(app);
+    strata::cli::add_plan(app);
 
     try {
         app.parse(argc, argv);
