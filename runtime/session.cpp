@@ -114,6 +114,10 @@ void Session::attach_budget(const SessionOptions& options) {
 
 Session::~Session() = default;
 
+const std::vector<std::vector<uint64_t>>& Session::routing_counts() const {
+    return forward_->routing_counts();
+}
+
 int Session::n_threads() const {
     return n_threads_ > 0 ? n_threads_ : simd::team_size();
 }

@@ -60,6 +60,9 @@ class Session {
     // The expert cache under --ram-budget, or null (no budget, or no routed experts).
     offload::ExpertCache* expert_cache() { return experts_.get(); }
     const offload::ExpertCache* expert_cache() const { return experts_.get(); }
+    // How often the router chose each routed expert since the session began: [layer][expert],
+    // empty rows for dense layers, empty for models without routed experts.
+    const std::vector<std::vector<uint64_t>>& routing_counts() const;
 
     // Appends tokens to the context; returns the last one's logits (n_vocab floats, valid until
     // the next call).

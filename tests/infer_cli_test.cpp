@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "scheduler/routing_profile.h"
 #include "tests/reference_forward.h"
 #include "tests/test_util.h"
 #include "tests/tiny_model.h"
@@ -115,6 +116,40 @@ TEST(InferCli, BenchJson) {
         test::run_strata("bench -m " + (dir / "m.gguf").string() + " -p 16 -n 4");
     ASSERT_EQ(warm.status, 0) << warm.err;
     EXPECT_NE(warm.err.find("warm-up"), std::string::npos) << warm.err;
+}
+
+// bench --routing-profile writes what the forward pass counted: one entry per MoE layer, every
+// routing of every pass, in the file `strata plan --usage` reads; --json reports the skew.
+TEST(InferCli, BenchWritesTheRoutingProfile) {
+    test::TempDir dir;
+    test::TinySpec s;
+    s.arch = Arch::DeepSeek2;
+    s.n_layer = 3;
+    s.n_expert = 8;
+    s.n_expert_used = 2;
+    test::write_tiny_model(s, dir / "m.gguf");
+    const std::string profile = (dir / "usage.json").string();
+    const test::CommandResult r =
+        test::run_strata("bench -m " + (dir / "m.gguf").string() +
+                         " -p 16 -n 4 --no-warmup --json --routing-profile " + profile);
+    ASSERT_EQ(r.status, 0) << r.err;
+    const scheduler::RoutingProfile p = scheduler::read_routing_profile(profile);
+    ASSERT_EQ(p.layers.size(), 2u) << "layers 1 and 2 route; layer 0 is dense";
+    uint64_t total = 0;
+    for (const scheduler::LayerCounts& l : p.layers) {
+        ASSERT_EQ(l.counts.size(), 8u);
+        for (uint64_t c : l.counts) total += c;
+    }
+    // Layer 1 routes the 16 prompt tokens and 4 decoded ones (the last decoded token is sampled
+    // from, not run again), layer 2 the prompt's last token and the same 4: two experts each.
+    EXPECT_EQ(total, (16u + 4u) * 2u + (1u + 4u) * 2u);
+    const double top = json::parse(r.out)["routing_top10_share"].get<double>();
+    EXPECT_GE(top, 1.0 / 8.0);  // the most chosen of 8 experts takes at least an eighth
+    EXPECT_LE(top, 1.0);
+
+    const test::CommandResult plan = test::run_strata(
+        "plan -m " + (dir / "m.gguf").string() + " --gpu 1M --ram 1G --paper --usage " + profile);
+    EXPECT_EQ(plan.status, 0) << plan.err;
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <numeric>
 
 #include "runtime/session.h"
 #include "tests/reference_forward.h"
@@ -126,6 +127,47 @@ TEST(Mla, LegacyKvBEqualsSplit) {
     for (int64_t p = 0; p < 23; ++p)
         EXPECT_LE(test::row_max_rel(b.data() + p * s.n_vocab, a.data() + p * s.n_vocab, s.n_vocab),
                   1e-5);
+}
+
+// The forward pass counts each router choice once, batched and one token at a time alike, and
+// chooses what the double-precision reference chooses (sigmoid scores, bias, expert groups as in
+// R1). A prefill that needs only the last token's logits runs the last layer for that token alone,
+// and counts only what it ran.
+TEST(Mla, RoutingCountsAreTheRoutersChoices) {
+    test::TinySpec s;
+    s.arch = Arch::DeepSeek2;
+    s.seed = 321;
+    s.n_layer = 3;
+    s.n_expert = 8;
+    s.n_expert_used = 3;
+    s.n_group = 4;
+    s.n_group_used = 2;
+    s.gating = Gating::Sigmoid;
+    test::TempDir dir;
+    const Model m = test::load_tiny_model(s, dir / "m.gguf");
+    const std::vector<int32_t> t = ids(23, s.n_vocab);
+
+    Session session(m, {.n_ctx = 23});
+    std::vector<float> all;
+    session.decode_all(std::span(t).first(15), all);
+    for (size_t i = 15; i < t.size(); ++i) session.decode({&t[i], 1});
+    const test::ReferenceForward ref(m);
+    ref.logits(t);
+
+    const auto& got = session.routing_counts();
+    ASSERT_EQ(got.size(), 3u);
+    EXPECT_TRUE(got[0].empty()) << "the dense layer routes nothing";
+    for (size_t il = 1; il < 3; ++il) {
+        ASSERT_EQ(got[il].size(), 8u);
+        EXPECT_EQ(std::accumulate(got[il].begin(), got[il].end(), uint64_t{0}), 23u * 3u);
+        EXPECT_EQ(got[il], ref.routes()[il]) << "layer " << il;
+    }
+
+    Session last_only(m, {.n_ctx = 23});
+    last_only.prefill(std::span(t).first(15));
+    const auto& counted = last_only.routing_counts();
+    EXPECT_EQ(std::accumulate(counted[1].begin(), counted[1].end(), uint64_t{0}), 15u * 3u);
+    EXPECT_EQ(std::accumulate(counted[2].begin(), counted[2].end(), uint64_t{0}), 1u * 3u);
 }
 
 }  // namespace

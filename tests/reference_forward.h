@@ -44,7 +44,7 @@ class ReferenceForward {
             for (int64_t t = 0; t < n; ++t) {
                 for (int64_t i = 0; i < E; ++i) x[t][i] += att[t][i];
                 const std::vector<double> f = rms(x[t], vec(L.ffn_norm));
-                const std::vector<double> y = hp_.is_moe_layer(il) ? moe(L, f) : ffn(L, f);
+                const std::vector<double> y = hp_.is_moe_layer(il) ? moe(L, f, il) : ffn(L, f);
                 for (int64_t i = 0; i < E; ++i) x[t][i] += y[i];
             }
         }
@@ -56,6 +56,10 @@ class ReferenceForward {
         }
         return res;
     }
+
+    // How often each layer's router chose each expert in the calls so far ([layer][expert],
+    // empty rows for dense layers): what Session::routing_counts should report.
+    const std::vector<std::vector<uint64_t>>& routes() const { return routes_; }
 
   private:
     using Vec = std::vector<double>;
@@ -277,7 +281,7 @@ class ReferenceForward {
         return out;
     }
 
-    Vec moe(const LayerWeights& L, const Vec& x) const {
+    Vec moe(const LayerWeights& L, const Vec& x, int64_t il) const {
         const int64_t ne = hp_.n_expert, k = hp_.n_expert_used;
         Vec probs = load(L.ffn_gate_inp).mul(x);
         if (hp_.gating == Gating::Softmax) {
@@ -304,6 +308,10 @@ class ReferenceForward {
             return sel[a] > sel[b] || (sel[a] == sel[b] && a < b);
         });
         allowed.resize(static_cast<size_t>(k));
+        if (routes_.empty()) routes_.resize(static_cast<size_t>(hp_.n_layer));
+        std::vector<uint64_t>& counted = routes_[static_cast<size_t>(il)];
+        if (counted.empty()) counted.assign(static_cast<size_t>(ne), 0);
+        for (int64_t e : allowed) ++counted[static_cast<size_t>(e)];
         Vec w(static_cast<size_t>(k));
         double sum = 0.0;
         for (int64_t i = 0; i < k; ++i) sum += (w[i] = probs[allowed[i]]);
@@ -332,6 +340,7 @@ class ReferenceForward {
 
     const Model& m_;
     const HParams& hp_;
+    mutable std::vector<std::vector<uint64_t>> routes_;  // (n_layer)(n_expert or 0) routes()
 };
 
 // The golden README's metrics, from the library (runtime/logit_metrics.h).

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <vector>
 
 #include "runtime/kv_cache.h"
 #include "runtime/model.h"
@@ -37,6 +38,15 @@ class Forward {
     // of the file mapping; null goes back to the mapping. Architectures without routed experts
     // ignore it.
     virtual void use_expert_cache(offload::ExpertCache* cache) { (void)cache; }
+
+    // How often the router chose each routed expert since construction: [layer][expert], empty
+    // rows for layers without routed experts; empty for architectures without them. Counts what
+    // ran: a pass that needs only the last token's logits runs (and counts) the last layer for
+    // that token alone.
+    virtual const std::vector<std::vector<uint64_t>>& routing_counts() const {
+        static const std::vector<std::vector<uint64_t>> none;
+        return none;
+    }
 };
 
 // The forward pass of the model's architecture; throws strata::Error naming the tensor when a

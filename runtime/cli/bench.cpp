@@ -44,8 +44,9 @@ struct BenchOptions {
     bool json = false;
     bool warmup = true;
     MlaLegacy mla_legacy = MlaLegacy::Compressed;
-    SessionOptions budget;     // --ram-budget and the cache options
-    std::string save_profile;  // expert usage written here after the run
+    SessionOptions budget;        // --ram-budget and the cache options
+    std::string save_profile;     // expert usage written here after the run
+    std::string routing_profile;  // --routing-profile: router choices per layer and expert
 };
 
 // Bytes of weights one decoded token reads: every tensor once, except the token embedding (one
@@ -144,6 +145,8 @@ void run_bench(const BenchOptions& o) {
     const offload::CacheStats dec = (cache ? cache->stats() : offload::CacheStats{}) - s1;
     const double per_gen_token = o.n_gen > 0 ? 1.0 / static_cast<double>(o.n_gen) : 0.0;
     if (cache && !o.save_profile.empty()) cache->write_profile(o.save_profile);
+    write_routing_profile(session, o.routing_profile);
+    const double top10 = routing_top_share(session.routing_counts(), 0.1);
     if (o.json) {
         nlohmann::json j;
         j["model"] = o.model;
@@ -159,6 +162,7 @@ void run_bench(const BenchOptions& o) {
         j["kv_cache_bytes"] = session.cache_bytes();
         j["threads"] = threads;
         j["depth"] = o.depth;
+        if (!session.routing_counts().empty()) j["routing_top10_share"] = top10;
         j["weight_bytes_per_token"] = per_token;
         if (bandwidth > 0) {
             j["read_bandwidth_gbps"] = bandwidth;
@@ -204,6 +208,11 @@ void run_bench(const BenchOptions& o) {
         fmt::print("bound     {:.2f} tokens/s at {:.1f} GB/s: decode reaches {:.0f}%\n",
                    bandwidth * 1e9 / per_token, bandwidth, 100 * fraction);
     fmt::print("peak RSS  {}\n", format_bytes(rss));
+    if (!session.routing_counts().empty())
+        fmt::print(
+            "routing   the top 10% of experts took {:.1f}% of the routings (mean of the "
+            "MoE layers, every pass of this run)\n",
+            100 * top10);
     if (cache) {
         fmt::print(
             "experts   {} slots of {} ({}), decode: hit rate {:.3f}, {} read per token "
@@ -237,6 +246,7 @@ void add_bench(CLI::App& app) {
     add_budget_options(cmd, o.budget);
     cmd->add_option("--save-profile", o.save_profile,
                     "With --ram-budget: write expert usage (a --hot-profile) to this file");
+    add_routing_profile_option(cmd, o.routing_profile);
     cmd->add_flag("--json", o.json, "Print one JSON object");
     cmd->add_flag("!--no-warmup", o.warmup, "Time the first pass too (cold weights)");
     cmd->callback([] { run_bench(o); });

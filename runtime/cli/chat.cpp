@@ -133,6 +133,7 @@ void run_chat(const ChatFlags& flags, const ChatRequest& r) {
                      static_cast<long long>(s.generated), s.generate_s,
                      s.generate_s > 0 ? static_cast<double>(s.generated) / s.generate_s : 0.0,
                      static_cast<unsigned long long>(sampler.params().seed));
+        write_routing_profile(session, r.routing_profile);
         if (s.end == chat::TurnEnd::kInterrupted) fail("interrupted (Ctrl-C)");
         if (s.end == chat::TurnEnd::kContextFull)
             fail("context full after {} tokens (--ctx {})", session.n_past(), session.n_ctx());
@@ -142,6 +143,7 @@ void run_chat(const ChatFlags& flags, const ChatRequest& r) {
     std::fprintf(stderr, "%s\n", chat::ChatLoop::banner().c_str());
     chat::LineReader reader(STDIN_FILENO, &interrupts);
     loop.interact(reader, stdout, stderr, chat::is_terminal(STDIN_FILENO));
+    write_routing_profile(session, r.routing_profile);
 }
 
 }  // namespace strata::cli

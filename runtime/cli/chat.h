@@ -32,6 +32,7 @@ struct ChatRequest {
     bool tokens_given = false;         // --tokens, which a chat cannot take
     std::optional<int64_t> n_predict;  // -n when given: the limit per answer
     SessionOptions session;
+    std::string routing_profile;              // written when the chat ends (empty: not written)
     const SamplingFlags* sampling = nullptr;  // never null
 };
 

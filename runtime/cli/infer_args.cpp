@@ -1,14 +1,19 @@
 // Shared option handling of eval, run and bench.
 #include "runtime/cli/infer_args.h"
 
+#include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <fstream>
+#include <functional>
 #include <map>
+#include <numeric>
 #include <random>
 
 #include <unistd.h>
 
 #include "runtime/error.h"
+#include "scheduler/routing_profile.h"
 
 namespace strata::cli {
 
@@ -79,6 +84,36 @@ void add_budget_options(CLI::App* cmd, SessionOptions& options) {
                   "Read experts with pread instead of io_uring");
     cmd->add_option("--trace-out", options.trace_path,
                     "With --ram-budget: write every layer's routed experts here (strata tune)");
+}
+
+void add_routing_profile_option(CLI::App* cmd, std::string& path) {
+    cmd->add_option("--routing-profile", path,
+                    "Write how often each routed expert was chosen, per layer (JSON; the input "
+                    "of strata plan --usage)");
+}
+
+void write_routing_profile(const Session& session, const std::string& path) {
+    if (path.empty()) return;
+    scheduler::write_routing_profile(
+        path, scheduler::routing_profile_from_counts(session.routing_counts()));
+}
+
+double routing_top_share(const std::vector<std::vector<uint64_t>>& counts, double fraction) {
+    double sum = 0.0;
+    int64_t layers = 0;
+    for (std::vector<uint64_t> c : counts) {
+        const uint64_t total = std::accumulate(c.begin(), c.end(), uint64_t{0});
+        if (total == 0) continue;
+        const auto top = std::max<size_t>(
+            1, static_cast<size_t>(std::ceil(fraction * static_cast<double>(c.size()))));
+        std::partial_sort(c.begin(), c.begin() + static_cast<std::ptrdiff_t>(top), c.end(),
+                          std::greater<>());
+        const uint64_t taken =
+            std::accumulate(c.begin(), c.begin() + static_cast<std::ptrdiff_t>(top), uint64_t{0});
+        sum += static_cast<double>(taken) / static_cast<double>(total);
+        ++layers;
+    }
+    return layers ? sum / static_cast<double>(layers) : 0.0;
 }
 
 void print_cache_stats(const Session& session, bool per_layer) {

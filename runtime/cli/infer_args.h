@@ -44,6 +44,15 @@ struct SamplingFlags {
     SamplerParams resolve(const Model& model) const;
 };
 
+// --routing-profile FILE: where run/bench write how often each routed expert was chosen.
+void add_routing_profile_option(CLI::App* cmd, std::string& path);
+// Writes the session's routing counts as a routing profile (scheduler/routing_profile.h) to
+// `path`; nothing when `path` is empty. Throws strata::Error naming the file.
+void write_routing_profile(const Session& session, const std::string& path);
+// The share of routings taken by the most chosen `fraction` of experts (at least one) in each
+// layer with routed experts, averaged over those layers; 0 when nothing was routed.
+double routing_top_share(const std::vector<std::vector<uint64_t>>& counts, double fraction);
+
 // Peak resident memory of this process in bytes (VmHWM), or 0 when unknown.
 uint64_t peak_rss_bytes();
 

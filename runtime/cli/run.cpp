@@ -35,7 +35,8 @@ struct RunOptions {
     int64_t n_predict = 128;
     bool n_given = false;  // -n on the command line (a chat has no limit by default)
     bool ignore_eos = false;
-    bool verbose = false;  // expert-cache statistics per layer
+    bool verbose = false;         // expert-cache statistics per layer
+    std::string routing_profile;  // --routing-profile: router choices per layer and expert
     SessionOptions session;
     SamplingFlags sampling;
     ChatFlags chat;
@@ -141,6 +142,7 @@ void run_generate(const RunOptions& o) {
                  gen_s > 0 ? static_cast<double>(generated) / gen_s : 0.0,
                  static_cast<unsigned long long>(sampler.params().seed));
     print_cache_stats(session, o.verbose);
+    write_routing_profile(session, o.routing_profile);
     if (context_full) {
         fail("context full after {} tokens (--ctx {})", session.n_past(), session.n_ctx());
     }
@@ -160,6 +162,7 @@ void add_run(CLI::App& app) {
     cmd->add_flag("-v,--verbose", o.verbose,
                   "With --ram-budget: expert-cache statistics per layer");
     add_session_options(cmd, o.session);
+    add_routing_profile_option(cmd, o.routing_profile);
     o.sampling.add(cmd);
     o.chat.add(cmd);
     cmd->callback([cmd] {
@@ -172,6 +175,7 @@ void add_run(CLI::App& app) {
         r.tokens_given = !o.tokens.empty();
         if (o.n_given) r.n_predict = o.n_predict;
         r.session = o.session;
+        r.routing_profile = o.routing_profile;
         r.sampling = &o.sampling;
         run_chat(o.chat, r);
     });
