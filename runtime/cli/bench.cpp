@@ -25,6 +25,7 @@
 #include <random>
 
 #include "runtime/cli/commands.h"
+#include "runtime/cli/default_model.h"
 #include "runtime/cli/infer_args.h"
 #include "runtime/error.h"
 #include "runtime/progress.h"
@@ -231,7 +232,7 @@ void run_bench(const BenchOptions& o) {
 void add_bench(CLI::App& app) {
     auto* cmd = app.add_subcommand("bench", "Measure prefill and decode speed");
     static BenchOptions o;
-    cmd->add_option("-m,--model", o.model, "GGUF model file")->required();
+    add_model_option(cmd, o.model);
     cmd->add_option("-p,--n-prompt", o.n_prompt, "Prompt tokens")->capture_default_str();
     cmd->add_option("-n,--n-gen", o.n_gen, "Generated tokens")->capture_default_str();
     cmd->add_option("--depth", o.depth, "Cached positions before the timed prefill and decode")
@@ -249,7 +250,10 @@ void add_bench(CLI::App& app) {
     add_routing_profile_option(cmd, o.routing_profile);
     cmd->add_flag("--json", o.json, "Print one JSON object");
     cmd->add_flag("!--no-warmup", o.warmup, "Time the first pass too (cold weights)");
-    cmd->callback([] { run_bench(o); });
+    cmd->callback([] {
+        use_default_model(o.model);
+        run_bench(o);
+    });
 }
 
 }  // namespace strata::cli

@@ -18,6 +18,7 @@
 #include <optional>
 
 #include "runtime/cli/commands.h"
+#include "runtime/cli/default_model.h"
 #include "runtime/cli/infer_args.h"
 #include "runtime/error.h"
 #include "runtime/logit_metrics.h"
@@ -150,7 +151,7 @@ void run_eval(const EvalOptions& o) {
 void add_eval(CLI::App& app) {
     auto* cmd = app.add_subcommand("eval", "Logits at every position of a token sequence");
     static EvalOptions o;
-    cmd->add_option("-m,--model", o.model, "GGUF model file")->required();
+    add_model_option(cmd, o.model);
     cmd->add_option("--tokens", o.tokens, "Token ids, e.g. 1,2,3");
     cmd->add_option("--text", o.text, "Text, tokenized with the model's tokenizer");
     cmd->add_option("--out", o.out, "Write n_tokens × n_vocab float32 logits to this file");
@@ -163,7 +164,10 @@ void add_eval(CLI::App& app) {
     cmd->add_option("--batch", o.session.n_batch, "Tokens per forward pass (default: all)");
     cmd->add_option("--threads", o.session.n_threads, "Threads (default: one per core)");
     add_mla_legacy_option(cmd, o.session.mla_legacy);
-    cmd->callback([] { run_eval(o); });
+    cmd->callback([] {
+        use_default_model(o.model);
+        run_eval(o);
+    });
 }
 
 }  // namespace strata::cli

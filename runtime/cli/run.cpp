@@ -19,6 +19,7 @@
 
 #include "runtime/cli/chat.h"
 #include "runtime/cli/commands.h"
+#include "runtime/cli/default_model.h"
 #include "runtime/cli/infer_args.h"
 #include "runtime/error.h"
 #include "runtime/tokenizer/stream_decoder.h"
@@ -69,7 +70,6 @@ void write_out(const std::string& s) {
 }
 
 void run_generate(const RunOptions& o) {
-    if (o.model.empty()) throw UsageError("no model given: pass -m MODEL");
     const int given = !o.tokens.empty() + !o.prompt.empty() + !o.prompt_file.empty();
     if (given != 1) throw UsageError("give the prompt exactly once: -p TEXT, -f FILE or --tokens");
     if (o.n_predict < 0) throw UsageError(fmt::format("-n is {}, expected 0 or more", o.n_predict));
@@ -153,7 +153,7 @@ void run_generate(const RunOptions& o) {
 void add_run(CLI::App& app) {
     auto* cmd = app.add_subcommand("run", "Generate text (or token ids) from a prompt");
     static RunOptions o;
-    cmd->add_option("-m,--model", o.model, "GGUF model file");
+    add_model_option(cmd, o.model);
     cmd->add_option("-p,--prompt", o.prompt, "Prompt text");
     cmd->add_option("-f,--file", o.prompt_file, "Read the prompt text from this file");
     cmd->add_option("--tokens", o.tokens, "Prompt as token ids, e.g. 1,2,3 (ids are printed)");
@@ -167,6 +167,7 @@ void add_run(CLI::App& app) {
     o.chat.add(cmd);
     cmd->callback([cmd] {
         o.n_given = cmd->count("-n") > 0;
+        use_default_model(o.model);
         if (!o.chat.enabled) return run_generate(o);
         ChatRequest r;
         r.model = o.model;

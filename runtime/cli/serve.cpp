@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "runtime/cli/commands.h"
+#include "runtime/cli/default_model.h"
 #include "runtime/cli/infer_args.h"
 #include "runtime/error.h"
 #include "server/server.h"
@@ -19,7 +20,7 @@ void add_serve(CLI::App& app) {
         app.add_subcommand("serve",
                            "OpenAI-compatible HTTP server: /v1/chat/completions, /v1/completions, "
                            "/v1/models, /health, /metrics");
-    cmd->add_option("-m,--model", opts->model_path, "GGUF model file");
+    add_model_option(cmd, opts->model_path);
     cmd->add_option("--host", opts->host,
                     "Address to listen on (default 127.0.0.1: this machine only)");
     cmd->add_option("--port", opts->port,
@@ -48,6 +49,7 @@ void add_serve(CLI::App& app) {
     cmd->add_option("-t", opts->session.n_threads, "Threads per request (as --threads)");
     cmd->callback([opts] {
         opts->write_timeout_s = opts->read_timeout_s;
+        use_default_model(opts->model_path);
         server::serve(*opts);
     });
 }

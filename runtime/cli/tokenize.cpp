@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/cli/commands.h"
+#include "runtime/cli/default_model.h"
 #include "runtime/error.h"
 #include "runtime/gguf.h"
 #include "runtime/tokenizer/tokenizer.h"
@@ -101,7 +102,7 @@ void run_tokenize(const TokenizeOptions& opt, bool from_file) {
 void add_tokenize(CLI::App& app) {
     auto* cmd = app.add_subcommand("tokenize", "Show the token ids (and pieces) of a text");
     static TokenizeOptions opt;
-    cmd->add_option("-m,--model", opt.model, "GGUF model or vocab-only file")->required();
+    add_model_option(cmd, opt.model, "GGUF model or vocab-only file");
     auto* text = cmd->add_option("--text", opt.text, "the text to tokenize");
     auto* file =
         cmd->add_option("-f,--file", opt.file, "read the text from FILE (bytes as they are)");
@@ -113,6 +114,7 @@ void add_tokenize(CLI::App& app) {
     cmd->callback([text, file] {
         if (text->count() + file->count() != 1)
             throw UsageError("tokenize: give the text with exactly one of --text and -f/--file");
+        use_default_model(opt.model);
         run_tokenize(opt, file->count() > 0);
     });
 }
