@@ -5,6 +5,7 @@
 // The model is a synthesized tiny deepseek2 (random weights, R1 template): its text is noise, so
 // the checks are on the protocol — the reasoning/answer split into reasoning_content, the stream
 // against the whole answer at temperature 0, usage counts, limits, errors, auth, cancellation.
+// A second server runs the shipped default model (no -m), whose reasoning and answer are real.
 // Exit 77 (ctest's SKIP_RETURN_CODE) with a message when node_modules is missing.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -27,19 +28,23 @@ const synth = spawnSync(strata, ['synth', '--arch', 'deepseek2', '--preset', 'ti
 assert.equal(synth.status, 0, `strata synth failed: ${synth.stderr}`);
 
 const KEY = 'test-key';
-const server = spawn(strata, ['serve', '-m', model, '--port', '0', '--api-key', KEY,
-  '--parallel', '2', '--max-tokens', '4000', '--max-queue', '4', '--max-body', '65536', '-t', '1'],
-  { stdio: ['ignore', 'ignore', 'pipe'] });
-let log = '';
-const port = await new Promise((resolve, reject) => {
-  const timer = setTimeout(() => reject(new Error(`no port announced: ${log}`)), 30000);
-  server.stderr.on('data', (d) => {
-    log += d;
-    const m = /http:\/\/127\.0\.0\.1:(\d+)/.exec(log);
-    if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+// Starts `strata serve ARGS --port 0` and waits for the port it announces.
+async function startServer(args) {
+  const proc = spawn(strata, [...args, '--port', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  const port = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no port announced: ${log}`)), 30000);
+    proc.stderr.on('data', (d) => {
+      log += d;
+      const m = /http:\/\/127\.0\.0\.1:(\d+)/.exec(log);
+      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+    });
+    proc.on('exit', (code) => reject(new Error(`server exited ${code}: ${log}`)));
   });
-  server.on('exit', (code) => reject(new Error(`server exited ${code}: ${log}`)));
-});
+  return { proc, port };
+}
+const { proc: server, port } = await startServer(['serve', '-m', model, '--api-key', KEY,
+  '--parallel', '2', '--max-tokens', '4000', '--max-queue', '4', '--max-body', '65536', '-t', '1']);
 const base = `http://127.0.0.1:${port}`;
 const client = new OpenAI({ apiKey: KEY, baseURL: `${base}/v1`, maxRetries: 0, timeout: 60000 });
 const msgs = [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hello there' }];
@@ -197,6 +202,29 @@ await test('SIGTERM finishes a live request, then the server exits', async () =>
 });
 
 server.kill('SIGKILL');
+
+// The shipped default model (no -m): a trained reasoner, so the split is checked on real text —
+// its digit-by-digit working in reasoning_content, the answer alone in content.
+const tiny = await startServer(['serve', '-t', '1']);
+const tinyClient = new OpenAI({ apiKey: 'none', baseURL: `http://127.0.0.1:${tiny.port}/v1`,
+  maxRetries: 0, timeout: 60000 });
+await test('the default model reasons apart from its answer, whole and streamed', async () => {
+  const req = { model: 'strata-tiny-r1', temperature: 0, max_tokens: 200,
+    messages: [{ role: 'user', content: 'What is 347+589?' }] };
+  const whole = await tinyClient.chat.completions.create(req);
+  const m = whole.choices[0].message;
+  assert.equal(m.content.trim(), '936');
+  assert.match(m.reasoning_content, /so far 936/);
+  assert.doesNotMatch(m.content, /think|so far/);
+  let reasoning = '', content = '';
+  for await (const chunk of await tinyClient.chat.completions.create({ ...req, stream: true })) {
+    reasoning += chunk.choices[0]?.delta?.reasoning_content ?? '';
+    content += chunk.choices[0]?.delta?.content ?? '';
+  }
+  assert.equal(content, m.content);
+  assert.equal(reasoning, m.reasoning_content);
+});
+tiny.proc.kill('SIGKILL');
 rmSync(dir, { recursive: true, force: true });
 console.log(failures ? `${failures} failed` : 'all passed');
 process.exit(failures ? 1 : 0);
