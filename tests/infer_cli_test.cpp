@@ -1,6 +1,7 @@
 // strata eval / run / bench from the outside: files, JSON, streaming, exit codes.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -136,9 +137,16 @@ TEST(InferCli, BenchWritesTheRoutingProfile) {
     const scheduler::RoutingProfile p = scheduler::read_routing_profile(profile);
     ASSERT_EQ(p.layers.size(), 2u) << "layers 1 and 2 route; layer 0 is dense";
     uint64_t total = 0;
+    double top_share = 0.0;  // the most chosen expert's share (10% of 8 experts: one), mean
     for (const scheduler::LayerCounts& l : p.layers) {
         ASSERT_EQ(l.counts.size(), 8u);
-        for (uint64_t c : l.counts) total += c;
+        uint64_t layer = 0, most = 0;
+        for (uint64_t c : l.counts) {
+            layer += c;
+            most = std::max(most, c);
+        }
+        total += layer;
+        top_share += static_cast<double>(most) / static_cast<double>(layer) / 2.0;
     }
     // Layer 1 routes the 16 prompt tokens and 4 decoded ones (the last decoded token is sampled
     // from, not run again), layer 2 the prompt's last token and the same 4: two experts each.
@@ -146,6 +154,7 @@ TEST(InferCli, BenchWritesTheRoutingProfile) {
     const double top = json::parse(r.out)["routing_top10_share"].get<double>();
     EXPECT_GE(top, 1.0 / 8.0);  // the most chosen of 8 experts takes at least an eighth
     EXPECT_LE(top, 1.0);
+    EXPECT_NEAR(top, top_share, 1e-12);
 
     const test::CommandResult plan = test::run_strata(
         "plan -m " + (dir / "m.gguf").string() + " --gpu 1M --ram 1G --paper --usage " + profile);

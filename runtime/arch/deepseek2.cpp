@@ -87,6 +87,12 @@ class DeepSeek2Forward final : public Forward {
         kq_scale_ = mla_attention_scale(hp_);
         layers_.resize(static_cast<size_t>(hp_.n_layer));
         for (int64_t il = 0; il < hp_.n_layer; ++il) bind(il);
+        if (hp_.n_expert > 0) {
+            routes_.resize(static_cast<size_t>(hp_.n_layer));
+            for (int64_t il = 0; il < hp_.n_layer; ++il)
+                if (hp_.is_moe_layer(il))
+                    routes_[static_cast<size_t>(il)].assign(static_cast<size_t>(hp_.n_expert), 0);
+        }
         // Legacy files: room after the latent for what rebuilding its partner-format blocks
         // exactly needs (round_latents), in every layer's rows: a Q8_1 block's sum correction
         // (Q4_1 / Q5_1 kv_b), a Q8_K block's float scale (the K-quants).
@@ -516,14 +522,6 @@ class DeepSeek2Forward final : public Forward {
         return shape;
     }
 
-    // Adds the first `n_ids` of ids_ to layer il's routing counts (sized on first use).
-    void count_routes(int64_t il, int64_t n_ids) {
-        if (routes_.empty()) routes_.resize(static_cast<size_t>(hp_.n_layer));
-        std::vector<uint64_t>& c = routes_[static_cast<size_t>(il)];
-        if (c.empty()) c.assign(static_cast<size_t>(hp_.n_expert), 0);
-        for (int64_t i = 0; i < n_ids; ++i) ++c[static_cast<size_t>(ids_[static_cast<size_t>(i)])];
-    }
-
     // out (n, n_embd) = Σ_slots weight · expert(xn) + shared experts(xn). The chosen experts and
     // the shared ones run as batches of FFN tasks (run_ffns) over one conversion of xn: all at
     // once from the mapping, or under --ram-budget in the order the expert cache delivers them.
@@ -539,7 +537,9 @@ class DeepSeek2Forward final : public Forward {
         for (int64_t t = 0; t < n; ++t) {
             route(router_, logits + t * hp_.n_expert, bias, ids_.data() + t * k, weights + t * k);
         }
-        count_routes(il, n * k);
+        std::vector<uint64_t>& counted = routes_[static_cast<size_t>(il)];
+        for (int64_t i = 0; i < n * k; ++i)
+            ++counted[static_cast<size_t>(ids_[static_cast<size_t>(i)])];
 
         // Each chosen expert runs once over the tokens that chose it: picks_ lists the slots
         // (token · k + slot) by expert id, then slot, and runs_ where each expert's begin.
@@ -738,7 +738,8 @@ class DeepSeek2Forward final : public Forward {
     std::vector<float> expert_out_;     // (n · n_used, n_embd) expert outputs in picks_ order
     std::vector<float> shared_out_;     // (n, n_embd)
     std::vector<FfnTask> tasks_;        // (active experts + shared) one layer's FFN tasks
-    // (n_layer)(n_expert, or empty for dense layers) router choices so far: routing_counts()
+    // (n_layer)(n_expert, or empty for dense layers; no rows without routed experts) router
+    // choices so far: routing_counts()
     std::vector<std::vector<uint64_t>> routes_;
     std::vector<simd::Activations> expert_in_;  // (2 · active experts) gathered gate/up inputs
     std::vector<simd::Activations> head_act_;   // (n_head) per-head k_b / v_b inputs

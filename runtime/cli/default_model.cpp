@@ -39,11 +39,11 @@ std::vector<std::filesystem::path> candidates() {
 std::string default_model_path() {
     if (const char* env = std::getenv("STRATA_MODEL"); env && *env) return env;
     std::error_code ec;
-    for (const std::filesystem::path& p : candidates())
-        if (std::filesystem::is_regular_file(p, ec)) return p.string();
     std::string looked;
-    for (const std::filesystem::path& p : candidates())
+    for (const std::filesystem::path& p : candidates()) {
+        if (std::filesystem::is_regular_file(p, ec)) return p.string();
         looked += (looked.empty() ? "" : " or ") + p.string();
+    }
     throw UsageError("no -m given and the default model " + std::string(kFile) + " is not in " +
                      looked + ": pass -m MODEL");
 }
