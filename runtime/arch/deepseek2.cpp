@@ -78,7 +78,8 @@ struct MlaLayer {
 class DeepSeek2Forward final : public Forward {
   public:
     DeepSeek2Forward(const Model& model, MlaLegacy mla_legacy)
-        : model_(model),
+        : Forward(model.hparams().n_vocab),
+          model_(model),
           hp_(model.hparams()),
           per_head_(!hp_.mla_split && mla_legacy == MlaLegacy::PerHead),
           router_(RouterConfig::from(hp_)),

@@ -20,8 +20,17 @@ namespace offload {
 class ExpertCache;
 }
 
+// One row of a batch of independent sequences (Forward::run_batch): the next token of one
+// sequence, at its position in that sequence's own cache.
+struct BatchRow {
+    int32_t token = 0;
+    int64_t pos = 0;
+    KvCache* cache = nullptr;
+};
+
 class Forward {
   public:
+    explicit Forward(int64_t n_vocab) : n_vocab_(n_vocab) {}
     virtual ~Forward() = default;
 
     // The cache rows this architecture keeps per token and layer.
@@ -33,6 +42,14 @@ class Forward {
     // Callers check token ids and that pos0 + tokens.size() <= cache.n_ctx().
     virtual void run(std::span<const int32_t> tokens, int64_t pos0, KvCache& cache, bool all_logits,
                      float* logits) = 0;
+
+    // One token of each of several sequences, each at its own position in its own cache (the
+    // caches distinct, of this layout), as one pass: the products read each weight once for all
+    // rows and tokens routed to the same expert are multiplied together. `logits` receives
+    // rows.size() rows of n_vocab floats. Every row's logits are bit for bit what run() gives
+    // that token alone at that position: rows do not change each other's rounding.
+    // Callers check token ids and that every pos < its cache's n_ctx().
+    virtual void run_batch(std::span<const BatchRow> rows, float* logits);
 
     // From now on, take routed experts from `cache` (which outlives this forward pass) instead
     // of the file mapping; null goes back to the mapping. Architectures without routed experts
@@ -47,6 +64,9 @@ class Forward {
         static const std::vector<std::vector<uint64_t>> none;
         return none;
     }
+
+  protected:
+    int64_t n_vocab_ = 0;
 };
 
 // The forward pass of the model's architecture; throws strata::Error naming the tensor when a

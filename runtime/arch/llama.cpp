@@ -26,7 +26,7 @@ struct GqaLayer {
 class GqaForward final : public Forward {
   public:
     GqaForward(const Model& model, ops::RopeLayout layout)
-        : model_(model), hp_(model.hparams()), head_(model) {
+        : Forward(model.hparams().n_vocab), model_(model), hp_(model.hparams()), head_(model) {
         rope_ = rope_params(model, layout);
         for (const LayerWeights& l : model.layers()) {
             GqaLayer g;
