@@ -36,4 +36,38 @@ DeviceWeights upload_placement(scheduler::Device& device, const Model& model,
     return w;
 }
 
+DeviceTier::DeviceTier(scheduler::Device& device, const Model& model, const DeviceWeights& weights)
+    : device_(&device) {
+    for (const auto& [name, buffer] : weights.tensors) {
+        const gguf::Tensor& t = model.file().tensor(name);
+        ranges_[t.data] = {t.nbytes, buffer};
+    }
+    for (const auto& [key, buffer] : weights.slabs) {
+        const gguf::Tensor& t = model.file().tensor(key.first);
+        const size_t slab = t.row_bytes() * static_cast<size_t>(t.ne[1]);
+        ranges_[t.data + static_cast<size_t>(key.second) * slab] = {slab, buffer};
+    }
+}
+
+std::optional<std::pair<int64_t, size_t>> DeviceTier::find(const uint8_t* data,
+                                                           size_t bytes) const {
+    auto it = ranges_.upper_bound(data);
+    if (it == ranges_.begin()) return std::nullopt;
+    --it;
+    // Addresses compared as integers: a split model's files are separate mappings.
+    const auto offset = static_cast<size_t>(reinterpret_cast<uintptr_t>(data) -
+                                            reinterpret_cast<uintptr_t>(it->first));
+    if (offset > it->second.bytes || bytes > it->second.bytes - offset) return std::nullopt;
+    return std::pair{it->second.buffer, offset};
+}
+
+std::optional<scheduler::DeviceMatrix> DeviceTier::find(const simd::Matrix& w) const {
+    if (w.n_out <= 0) return std::nullopt;
+    const size_t bytes =
+        static_cast<size_t>(w.n_out - 1) * w.row_stride + quant::row_bytes(w.type, w.n_in);
+    const auto at = find(w.data, bytes);
+    if (!at) return std::nullopt;
+    return scheduler::DeviceMatrix{at->first, at->second, w.type, w.n_in, w.n_out, w.row_stride};
+}
+
 }  // namespace strata

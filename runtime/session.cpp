@@ -82,6 +82,11 @@ Session::Session(const Model& model, const SessionOptions& options)
         fail("--threads is {}, expected a positive number", options.n_threads);
     last_.resize(static_cast<size_t>(n_vocab()));
     if (options.ram_budget > 0) attach_budget(options);
+    if (options.gpu.budget > 0) {
+        GpuOptions gpu = options.gpu;
+        gpu.ram_budget = options.ram_budget;
+        gpu_ = std::make_unique<GpuTier>(model, *forward_, gpu, cache_.n_ctx());
+    }
     load_weights(model, experts_ != nullptr);
 }
 

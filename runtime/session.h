@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "offload/expert_cache.h"
+#include "runtime/gpu_tier.h"
 #include "runtime/kv_cache.h"
 #include "runtime/model.h"
 
@@ -38,6 +39,8 @@ struct SessionOptions {
     std::string hot_profile;        // Policy::Pinned: the hot set
     std::string trace_path;         // routing trace written by the expert cache
     offload::ReaderOptions reader;  // queue depth, forced pread, test fault hook
+    // --gpu-budget: the planner's GPU part on a device (runtime/gpu_tier.h); budget 0: none.
+    GpuOptions gpu;
 };
 
 class Session {
@@ -60,6 +63,8 @@ class Session {
     // The expert cache under --ram-budget, or null (no budget, or no routed experts).
     offload::ExpertCache* expert_cache() { return experts_.get(); }
     const offload::ExpertCache* expert_cache() const { return experts_.get(); }
+    // The GPU tier under --gpu-budget, or null.
+    const GpuTier* gpu_tier() const { return gpu_.get(); }
     // How often the router chose each routed expert since the session began: [layer][expert],
     // empty rows for dense layers, empty for models without routed experts.
     const std::vector<std::vector<uint64_t>>& routing_counts() const;
@@ -89,6 +94,7 @@ class Session {
     const Model* model_;
     std::unique_ptr<offload::ExpertCache> experts_;  // under a budget; outlives forward_
     std::unique_ptr<Forward> forward_;
+    std::unique_ptr<GpuTier> gpu_;  // under --gpu-budget; before forward_ in destruction
     KvCache cache_;
     int64_t n_batch_;
     int n_threads_;                // threads of a forward pass; 0: OpenMP's default

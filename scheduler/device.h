@@ -11,9 +11,22 @@
 #include <string>
 #include <string_view>
 
+#include "simd/matmul.h"
 #include "simd/quant.h"
 
 namespace strata::scheduler {
+
+// A weight matrix in device memory: n_out rows of n_in elements of `type`, row r at byte
+// offset + r * row_stride of buffer `buffer` (a whole tensor, one head's slice of it, or an
+// expert's slab).
+struct DeviceMatrix {
+    int64_t buffer = -1;
+    size_t offset = 0;
+    quant::Type type = quant::Type::F32;
+    int64_t n_in = 0;
+    int64_t n_out = 0;
+    size_t row_stride = 0;
+};
 
 class Device {
   public:
@@ -23,17 +36,24 @@ class Device {
     virtual uint64_t used_bytes() const = 0;
     // Bytes copied host to device so far: what would cross PCIe.
     virtual uint64_t uploaded_bytes() const = 0;
+    // Products run here so far.
+    virtual uint64_t products() const = 0;
 
     // Copies `bytes` of weight data to device memory and returns its buffer id. Throws
     // strata::Error naming `what` (the tensor, or tensor and expert) when the budget would be
     // passed; nothing is allocated then.
     virtual int64_t upload(std::string_view what, const uint8_t* data, size_t bytes) = 0;
 
-    // y[t * n_out + r] = row r of the buffer's matrix (n_out rows of n_in elements of `type`,
-    // contiguous) · x row t (n_in floats), for t < n_rows. Throws strata::Error when the shape
-    // does not fit the buffer.
-    virtual void matmul(int64_t buffer, quant::Type type, int64_t n_in, int64_t n_out,
-                        const float* x, int64_t n_rows, float* y) = 0;
+    // y[t * y_stride + r] = row r of the matrix `w` names in device memory · activation row t
+    // of `a` (already in the weight type's partner format, simd/matmul.h), for every row of a.
+    // `path` is the product's place in the reference's order (simd::Path). Throws strata::Error
+    // when w does not lie inside its buffer.
+    virtual void matmul(const DeviceMatrix& w, const simd::Activations& a, float* y,
+                        int64_t y_stride, simd::Path path) = 0;
+
+    // Copies `bytes` bytes at `offset` of a buffer to host memory (a row of an embedding table).
+    // Throws strata::Error when they do not lie inside it.
+    virtual void read(int64_t buffer, size_t offset, size_t bytes, uint8_t* dst) const = 0;
 };
 
 // The host-memory device: budgeted copies in RAM, the CPU's kernels.

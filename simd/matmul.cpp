@@ -61,7 +61,9 @@ void Activations::gather(const Activations& src, const int64_t* rows, int64_t n_
 }
 
 bool takes_gemm_order(quant::Type type, int64_t n_in, int64_t n_out, int64_t n_rows, Path path) {
-    if (path == Path::Experts || (path == Path::Strided && type == quant::Type::F32)) return false;
+    if (path == Path::Experts || path == Path::Rows ||
+        (path == Path::Strided && type == quant::Type::F32))
+        return false;
     if (n_rows < 2 || n_out % 4 != 0) return false;
     switch (type) {
         case quant::Type::F32:

@@ -86,8 +86,10 @@ class Activations {
 //    absorption). F32 weights take them as they are, one vec_dot per output; for the other
 //    types they are first converted into a contiguous buffer, which then goes as Gemm.
 //  - Experts: ggml_mul_mat_id, one vec_dot per output whatever the shape.
+//  - Rows: activation rows of independent sequences decoded together (Forward::run_batch): each
+//    row summed as the reference sums a product of that row alone, one vec_dot per output.
 // The quantized types give the same result on every path.
-enum class Path { Gemm, Strided, Experts };
+enum class Path { Gemm, Strided, Experts, Rows };
 
 // Whether llama.cpp would run a product of this type and shape on `n_rows` activation rows
 // through tinyBLAS.

@@ -34,9 +34,11 @@ void expect_same_product(scheduler::Device& device, int64_t buffer, const simd::
                          const std::string& what) {
     const std::vector<float> x = activations(w.n_in);
     std::vector<float> want(static_cast<size_t>(2 * w.n_out)), got(want.size());
-    simd::Activations scratch;
-    simd::matmul(w, x.data(), w.n_in, 2, want.data(), w.n_out, scratch);
-    device.matmul(buffer, w.type, w.n_in, w.n_out, x.data(), 2, got.data());
+    simd::Activations a;
+    a.quantize(quant::traits(w.type).partner, x.data(), w.n_in, w.n_in, 2);
+    simd::matmul(w, a, want.data(), w.n_out);
+    device.matmul({buffer, 0, w.type, w.n_in, w.n_out, w.row_stride}, a, got.data(), w.n_out,
+                  simd::Path::Gemm);
     EXPECT_EQ(std::memcmp(want.data(), got.data(), want.size() * sizeof(float)), 0) << what;
 }
 
@@ -101,8 +103,23 @@ TEST(HostDevice, UploadPastTheBudgetNamesTheTensorAndAllocatesNothing) {
         EXPECT_NE(std::string(e.what()).find("blk.3.attn_q.weight"), std::string::npos) << e.what();
     }
     EXPECT_EQ(device->used_bytes(), 64u);
-    EXPECT_THROW(device->matmul(5, quant::Type::F32, 4, 4, nullptr, 1, nullptr), Error);
-    EXPECT_THROW(device->matmul(0, quant::Type::F32, 16, 2, nullptr, 1, nullptr), Error);
+    simd::Activations a;
+    const std::vector<float> x(16, 1.0f);
+    a.quantize(quant::Type::F32, x.data(), 16, 16, 1);
+    std::vector<float> y(64);
+    const auto product = [&](scheduler::DeviceMatrix w) {
+        device->matmul(w, a, y.data(), 4, simd::Path::Gemm);
+    };
+    EXPECT_THROW(product({5, 0, quant::Type::F32, 16, 1, 64}), Error);   // no such buffer
+    EXPECT_THROW(product({0, 0, quant::Type::F32, 16, 2, 64}), Error);   // 128 bytes of 64
+    EXPECT_THROW(product({0, 8, quant::Type::F32, 16, 1, 64}), Error);   // past the end
+    EXPECT_THROW(product({0, 0, quant::Type::F32, 8, 1, 32}), Error);    // wrong activations
+    EXPECT_THROW(product({0, 65, quant::Type::F32, 16, 1, 64}), Error);  // offset past the end
+    product({0, 0, quant::Type::F32, 16, 1, 64});
+    uint8_t row[16];
+    EXPECT_THROW(device->read(0, 60, 8, row), Error);
+    device->read(0, 48, 16, row);
+    EXPECT_EQ(row[15], 1);
 }
 
 }  // namespace

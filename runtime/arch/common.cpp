@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "runtime/arch/products.h"
 #include "runtime/arch/tap.h"
 #include "runtime/error.h"
 #include "simd/parallel.h"
@@ -106,9 +107,14 @@ ops::RopeParams rope_params(const Model& model, ops::RopeLayout layout) {
     return p;
 }
 
-std::vector<float> rope_tables(const ops::RopeParams& p, int64_t pos0, int64_t n) {
-    std::vector<float> t(static_cast<size_t>(n * p.n_rot));
-    for (int64_t i = 0; i < n; ++i) ops::rope_table(p, pos0 + i, t.data() + i * p.n_rot);
+std::vector<float> rope_tables(const ops::RopeParams& p, std::span<const Segment> segments) {
+    int64_t rows = 0;
+    for (const Segment& s : segments) rows += s.n;
+    std::vector<float> t(static_cast<size_t>(rows * p.n_rot));
+    for (const Segment& s : segments) {
+        for (int64_t i = 0; i < s.n; ++i)
+            ops::rope_table(p, s.pos0 + i, t.data() + (s.row0 + i) * p.n_rot);
+    }
     return t;
 }
 
@@ -229,12 +235,12 @@ OutputHead::OutputHead(const Model& model)
       eps(model.hparams().rms_eps) {}
 
 void OutputHead::run(const float* x, int64_t n_embd, int64_t n_rows, float* logits,
-                     std::vector<float>& tmp, simd::Activations& act) const {
+                     std::vector<float>& tmp, simd::Activations& act, const Products& mm) const {
     float* xn = grow(tmp, n_rows * n_embd);
     for (int64_t t = 0; t < n_rows; ++t)
         ops::rms_norm(x + t * n_embd, norm.data(), n_embd, eps, xn + t * n_embd);
     tap("result_norm", -1, xn, n_rows * n_embd);
-    simd::matmul(output, xn, n_embd, n_rows, logits, output.n_out, act);
+    mm.matmul(output, xn, n_embd, n_rows, logits, output.n_out, act);
     tap("result_output", -1, logits, n_rows * output.n_out);
 }
 

@@ -9,11 +9,14 @@
 
 #include "runtime/arch/tap.h"
 #include "runtime/gguf.h"
+#include "runtime/kv_cache.h"
 #include "runtime/model.h"
 #include "runtime/ops.h"
 #include "simd/matmul.h"
 
 namespace strata::arch {
+
+class Products;
 
 // A 2-D weight [n_in, n_out] as n_out rows; throws strata::Error naming the tensor when Strata
 // cannot multiply its type.
@@ -38,8 +41,17 @@ float rope_attn_factor(const HParams& hp);
 // llama3 frequency factors. `layout` is the architecture's pair layout.
 ops::RopeParams rope_params(const Model& model, ops::RopeLayout layout);
 
-// Cos/sin tables of positions pos0 … pos0 + n - 1: (n, n_rot).
-std::vector<float> rope_tables(const ops::RopeParams& p, int64_t pos0, int64_t n);
+// Rows [row0, row0 + n) of a pass: one sequence's tokens at positions pos0 … pos0 + n - 1 of
+// its own cache. A prompt's batch is one segment; Forward::run_batch makes one per row.
+struct Segment {
+    KvCache* cache = nullptr;
+    int64_t pos0 = 0;
+    int64_t row0 = 0;
+    int64_t n = 0;
+};
+
+// Cos/sin tables of every row of the segments, in row order: (rows, n_rot).
+std::vector<float> rope_tables(const ops::RopeParams& p, std::span<const Segment> segments);
 
 // How many rows of a batch of n go through the last block's feed-forward part and the output
 // head: all of them, the last one, or none (a batch whose logits nobody wants), as llama.cpp
@@ -148,7 +160,7 @@ struct OutputHead {
 
     explicit OutputHead(const Model& model);
     void run(const float* x, int64_t n_embd, int64_t n_rows, float* logits, std::vector<float>& tmp,
-             simd::Activations& act) const;
+             simd::Activations& act, const Products& mm) const;
 };
 
 }  // namespace strata::arch

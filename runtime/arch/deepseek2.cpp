@@ -41,6 +41,7 @@
 #include "runtime/arch/archs.h"
 #include "runtime/arch/attention.h"
 #include "runtime/arch/common.h"
+#include "runtime/arch/products.h"
 #include "runtime/arch/router.h"
 #include "runtime/arch/tap.h"
 #include "simd/float_order.h"
@@ -120,14 +121,37 @@ class DeepSeek2Forward final : public Forward {
 
     void run(std::span<const int32_t> tokens, int64_t pos0, KvCache& cache, bool all_logits,
              float* logits) override {
-        const int64_t n = static_cast<int64_t>(tokens.size());
+        const auto n = static_cast<int64_t>(tokens.size());
+        const Segment whole{&cache, pos0, 0, n};
+        pass(tokens, {&whole, 1}, output_rows(n, all_logits, logits != nullptr), logits);
+    }
+
+    void run_batch(std::span<const BatchRow> rows, float* logits) override {
+        segments_.clear();
+        batch_tokens_.clear();
+        for (const BatchRow& r : rows) {
+            segments_.push_back({r.cache, r.pos, static_cast<int64_t>(segments_.size()), 1});
+            batch_tokens_.push_back(r.token);
+        }
+        const RowsApart apart(mm_);
+        pass(batch_tokens_, segments_, static_cast<int64_t>(rows.size()), logits);
+    }
+
+    void use_device(const DeviceTier* tier) override { mm_.use_device(tier); }
+
+  private:
+    // The rows of every segment (tokens in row order) through the layers; logits of the last
+    // n_out rows.
+    void pass(std::span<const int32_t> tokens, std::span<const Segment> segs, int64_t n_out,
+              float* logits) {
+        const auto n = static_cast<int64_t>(tokens.size());
         const int64_t n_embd = hp_.n_embd;
         float* x = grow(x_, n * n_embd);
         float* xn = grow(xn_, n * n_embd);
         float* out = grow(out_, n * n_embd);
-        for (int64_t t = 0; t < n; ++t) embed_row(*model_.token_embd, tokens[t], x + t * n_embd);
-        const std::vector<float> tables = rope_tables(rope_, pos0, n);
-        const int64_t n_out = output_rows(n, all_logits, logits != nullptr);
+        for (int64_t t = 0; t < n; ++t)
+            mm_.embed_row(*model_.token_embd, tokens[t], x + t * n_embd);
+        const std::vector<float> tables = rope_tables(rope_, segs);
         int64_t first = 0;  // first row carried through the last block's feed-forward part
         tap_next_pass();
 
@@ -137,25 +161,22 @@ class DeepSeek2Forward final : public Forward {
             first = residual_block(
                 il, il == hp_.n_layer - 1, n, n_out, n_embd, hp_.rms_eps, L.attn_norm, L.ffn_norm,
                 x, xn, out,
-                [&](const float* in, float* res) {
-                    attention(L, il, in, n, pos0, tables, cache, res);
-                },
+                [&](const float* in, float* res) { attention(L, il, in, segs, tables, res); },
                 [&](const float* in, int64_t m, float* res) {
                     if (L.moe) {
                         moe(L, il, in, m, res);
                     } else {
-                        run_ffn(L.dense, in, m, res, ffn_);
+                        mm_.ffn(L.dense, in, m, res, ffn_);
                     }
                 });
         }
-        if (n_out > 0) head_.run(x + first * n_embd, n_embd, n_out, logits, xn_, act_);
+        if (n_out > 0) head_.run(x + first * n_embd, n_embd, n_out, logits, xn_, act_, mm_);
         // A decompressed batch's keys and values are not kept for decoding (up to
         // kMaxDecompressedBytes).
         wide_.reset();
         std::vector<float>().swap(kvb_);
     }
 
-  private:
     void bind(int64_t il) {
         const LayerWeights& l = model_.layers()[static_cast<size_t>(il)];
         MlaLayer& L = layers_[static_cast<size_t>(il)];
@@ -199,13 +220,15 @@ class DeepSeek2Forward final : public Forward {
         }
     }
 
-    // out (n, n_embd) = MLA of the normalised rows xn; writes the tokens' cache rows.
-    void attention(const MlaLayer& L, int64_t il, const float* xn, int64_t n, int64_t pos0,
-                   const std::vector<float>& tables, KvCache& cache, float* out) {
+    // out (rows, n_embd) = MLA of the normalised rows xn; writes each segment's tokens' rows
+    // into its cache.
+    void attention(const MlaLayer& L, int64_t il, const float* xn, std::span<const Segment> segs,
+                   const std::vector<float>& tables, float* out) {
         if (per_head_) {
-            attention_decompressed(L, il, xn, n, pos0, tables, cache, out);
+            attention_decompressed(L, il, xn, segs, tables, out);
             return;
         }
+        const int64_t n = segs.back().row0 + segs.back().n;
         const int64_t n_embd = hp_.n_embd, n_head = hp_.n_head;
         const int64_t nope = hp_.qk_nope, rope = hp_.qk_rope, lora = hp_.kv_lora_rank;
         const int64_t q_head = nope + rope, q_dim = n_head * q_head;
@@ -220,30 +243,45 @@ class DeepSeek2Forward final : public Forward {
 
         // Cache rows: [rms_norm(latent) | legacy files: kept partner-format data (round_latents)
         // | rope(k_pe)]; queries' rope parts rotated in place.
-        for (int64_t t = 0; t < n; ++t) {
-            const float* table = tables.data() + t * rope_.n_rot;
-            for (int64_t h = 0; h < n_head; ++h)
-                ops::rope_apply(rope_, table, q + t * q_dim + h * q_head + nope);
-            float* c = cache.k(il, pos0 + t);
-            ops::rms_norm(kv + t * kv_w, L.kv_a_norm.data(), lora, hp_.rms_eps, c);
-            std::memcpy(c + lat_w, kv + t * kv_w + lora, sizeof(float) * rope);
-            ops::rope_apply(rope_, table, c + lat_w);
-        }
-        if (!hp_.mla_split) round_latents(L, il, pos0, n, cache);
-        // The latents (as rounded) again, transposed, for attention's weighted sum.
-        for (int64_t i = 0; i < lat_w; ++i) {
-            float* column = cache.v_col(il, i);
-            for (int64_t t = 0; t < n; ++t) column[pos0 + t] = cache.k(il, pos0 + t)[i];
+        for (const Segment& sg : segs) {
+            KvCache& cache = *sg.cache;
+            for (int64_t i = 0; i < sg.n; ++i) {
+                const int64_t t = sg.row0 + i;
+                const float* table = tables.data() + t * rope_.n_rot;
+                for (int64_t h = 0; h < n_head; ++h)
+                    ops::rope_apply(rope_, table, q + t * q_dim + h * q_head + nope);
+                float* c = cache.k(il, sg.pos0 + i);
+                ops::rms_norm(kv + t * kv_w, L.kv_a_norm.data(), lora, hp_.rms_eps, c);
+                std::memcpy(c + lat_w, kv + t * kv_w + lora, sizeof(float) * rope);
+                ops::rope_apply(rope_, table, c + lat_w);
+            }
+            if (!hp_.mla_split) round_latents(L, il, sg.pos0, sg.n, cache);
+            // The latents (as rounded) again, transposed, for attention's weighted sum.
+            for (int64_t i = 0; i < lat_w; ++i) {
+                float* column = cache.v_col(il, i);
+                for (int64_t t = 0; t < sg.n; ++t)
+                    column[sg.pos0 + t] = cache.k(il, sg.pos0 + t)[i];
+            }
         }
         const int64_t v_dim = n_head * hp_.v_head;
         float* heads = grow(heads_, n * v_dim);
-        if (!hp_.mla_split && decompressing_is_cheaper(n, pos0)) {
-            attend_decompressed(L, il, q, n, pos0, cache, heads);
-        } else {
-            attend_absorbed(L, il, q, n, pos0, cache, heads);
+        // Legacy files: a prompt's first batches run decompressed, per segment.
+        decompress_.assign(segs.size(), 0);
+        bool any_absorbed = false;
+        for (size_t k = 0; k < segs.size(); ++k) {
+            decompress_[k] =
+                !hp_.mla_split && decompressing_is_cheaper(segs[k].n, segs[k].pos0) ? 1 : 0;
+            any_absorbed = any_absorbed || decompress_[k] == 0;
+        }
+        if (any_absorbed) attend_absorbed(L, il, q, segs, heads);
+        for (size_t k = 0; k < segs.size(); ++k) {
+            const Segment& sg = segs[k];
+            if (decompress_[k])
+                attend_decompressed(L, il, q + sg.row0 * q_dim, sg.n, sg.pos0, *sg.cache,
+                                    heads + sg.row0 * v_dim);
         }
         tap("kqv_out", il, heads, n * v_dim);
-        simd::matmul(L.wo, heads, v_dim, n, out, n_embd, act_);
+        mm_.matmul(L.wo, heads, v_dim, n, out, n_embd, act_);
     }
 
     // Legacy files on the compressed cache: k_b and v_b for absorbed attention, from attn_kv_b.
@@ -279,10 +317,12 @@ class DeepSeek2Forward final : public Forward {
         }
     }
 
-    // heads (n, n_head · v_head) = absorbed attention of the rotated queries q over the
-    // compressed cache rows of layer il.
-    void attend_absorbed(const MlaLayer& L, int64_t il, const float* q, int64_t n, int64_t pos0,
-                         const KvCache& cache, float* heads) {
+    // heads (rows, n_head · v_head) = absorbed attention of the rotated queries q over the
+    // compressed cache rows of layer il, for the segments not decompressed (decompress_); the
+    // other segments' rows are left for attend_decompressed.
+    void attend_absorbed(const MlaLayer& L, int64_t il, const float* q,
+                         std::span<const Segment> segs, float* heads) {
+        const int64_t n = segs.back().row0 + segs.back().n;
         const int64_t n_head = hp_.n_head, nope = hp_.qk_nope, rope = hp_.qk_rope;
         const int64_t lora = hp_.kv_lora_rank, q_head = nope + rope, q_dim = n_head * q_head;
         const int64_t lat_w = lora + n_extra_, row = lat_w + rope, v_dim = n_head * hp_.v_head;
@@ -291,20 +331,31 @@ class DeepSeek2Forward final : public Forward {
         float* qabs = grow(qcat_, n * n_head * row);
         if (head_act_.size() < static_cast<size_t>(n_head))
             head_act_.resize(static_cast<size_t>(n_head));
-        const int64_t kb_work = n * n_head * nope * lora;
-        simd::parallel_for(n_head, kb_work, [&](int64_t h) {
+        // Heads on a device go one after another, each product a job of its own there.
+        const bool kb_here = !mm_.on_device(L.k_b.front());
+        const auto absorb = [&](int64_t h) {
             const simd::Matrix& k_b = L.k_b[static_cast<size_t>(h)];
             simd::Activations& a = head_act_[static_cast<size_t>(h)];
             a.quantize(quant::traits(k_b.type).partner, q + h * q_head, q_dim, nope, n);
             // The reference multiplies a strided view of the queries here.
-            simd::matmul_rows(k_b, 0, k_b.n_out, a, qabs + h * row, n_head * row,
-                              simd::Path::Strided);
+            if (kb_here) {
+                simd::matmul_rows(k_b, 0, k_b.n_out, a, qabs + h * row, n_head * row,
+                                  mm_.path(simd::Path::Strided));
+            } else {
+                mm_.matmul(k_b, a, qabs + h * row, n_head * row, simd::Path::Strided);
+            }
             for (int64_t t = 0; t < n; ++t) {
                 float* qt = qabs + (t * n_head + h) * row;
                 std::fill_n(qt + lora, n_extra_, 0.0f);
                 std::memcpy(qt + lat_w, q + t * q_dim + h * q_head + nope, sizeof(float) * rope);
             }
-        });
+        };
+        const int64_t kb_work = n * n_head * nope * lora;
+        if (kb_here) {
+            simd::parallel_for(n_head, kb_work, absorb);
+        } else {
+            for (int64_t h = 0; h < n_head; ++h) absorb(h);
+        }
         tap("Qcur", il, qabs, n * n_head * row);
         AttentionShape shape;
         shape.n_head = n_head;
@@ -313,15 +364,35 @@ class DeepSeek2Forward final : public Forward {
         shape.v_dim = lat_w;
         shape.scale = kq_scale_;
         float* lat = grow(lat_, n * n_head * lat_w);
-        attend(shape, cache, il, pos0, n, qabs, n_head * row, lat, n_head * lat_w);
+        for (size_t k = 0; k < segs.size(); ++k) {
+            const Segment& sg = segs[k];
+            float* lat_rows = lat + sg.row0 * n_head * lat_w;
+            if (decompress_[k]) {  // its heads come from attend_decompressed
+                std::fill_n(lat_rows, sg.n * n_head * lat_w, 0.0f);
+                continue;
+            }
+            attend(shape, *sg.cache, il, sg.pos0, sg.n, qabs + sg.row0 * n_head * row, n_head * row,
+                   lat_rows, n_head * lat_w);
+        }
 
         // Per head, latent → value through v_b, one job; heads concatenated for attn_output.
-        simd::parallel_for(n_head, n * n_head * lora * hp_.v_head, [&](int64_t h) {
+        const bool vb_here = !mm_.on_device(L.v_b.front());
+        const auto value = [&](int64_t h) {
             const simd::Matrix& v_b = L.v_b[static_cast<size_t>(h)];
             simd::Activations& a = head_act_[static_cast<size_t>(h)];
             a.quantize(quant::traits(v_b.type).partner, lat + h * lat_w, n_head * lat_w, lora, n);
-            simd::matmul_rows(v_b, 0, v_b.n_out, a, heads + h * hp_.v_head, v_dim);
-        });
+            if (vb_here) {
+                simd::matmul_rows(v_b, 0, v_b.n_out, a, heads + h * hp_.v_head, v_dim,
+                                  mm_.path(simd::Path::Gemm));
+            } else {
+                mm_.matmul(v_b, a, heads + h * hp_.v_head, v_dim);
+            }
+        };
+        if (vb_here) {
+            simd::parallel_for(n_head, n * n_head * lora * hp_.v_head, value);
+        } else {
+            for (int64_t h = 0; h < n_head; ++h) value(h);
+        }
     }
 
     // Legacy files: the latents of cache rows pos0 … pos0 + n - 1 rounded in place as llama.cpp's
@@ -434,7 +505,7 @@ class DeepSeek2Forward final : public Forward {
         const int64_t lat_w = hp_.kv_lora_rank + n_extra_, kvb_head = nope + v_head;
         partner_rows(L, il, n_used, cache);
         float* kvb = grow(kvb_, n_used * n_head * kvb_head);
-        simd::matmul(L.wkv_b, act_, kvb, n_head * kvb_head);
+        mm_.matmul(L.wkv_b, act_, kvb, n_head * kvb_head);
         const KvLayout wide{1, n_head * (nope + rope), n_head * v_head};
         if (!wide_ || wide_->n_ctx() < n_used) wide_.emplace(wide, n_used);
         for (int64_t t = 0; t < n_used; ++t)
@@ -453,13 +524,13 @@ class DeepSeek2Forward final : public Forward {
             const int64_t r = L.wq_a.n_out;
             float* qa = grow(qa_, n * r);
             const simd::Product first[] = {{&L.wq_a, &in_.for_weights(L.wq_a), qa, r}, beside};
-            simd::matmul_batch(first);
+            mm_.batch(first);
             for (int64_t t = 0; t < n; ++t)
                 ops::rms_norm(qa + t * r, L.q_a_norm.data(), r, hp_.rms_eps, qa + t * r);
-            simd::matmul(L.wq_b, qa, r, n, q, q_dim, act_);
+            mm_.matmul(L.wq_b, qa, r, n, q, q_dim, act_);
         } else {
             const simd::Product first[] = {{&L.wq, &in_.for_weights(L.wq), q, q_dim}, beside};
-            simd::matmul_batch(first);
+            mm_.batch(first);
         }
         return q;
     }
@@ -468,9 +539,10 @@ class DeepSeek2Forward final : public Forward {
     // rms_norm(latent) gives each head's k_nope and value; the key is [k_nope | rope(k_pe)] (k_pe
     // shared by the heads), the query [q_nope | rope(q_pe)]; multi-head attention over per-head
     // cache rows.
-    void attention_decompressed(const MlaLayer& L, int64_t il, const float* xn, int64_t n,
-                                int64_t pos0, const std::vector<float>& tables, KvCache& cache,
+    void attention_decompressed(const MlaLayer& L, int64_t il, const float* xn,
+                                std::span<const Segment> segs, const std::vector<float>& tables,
                                 float* out) {
+        const int64_t n = segs.back().row0 + segs.back().n;
         const int64_t n_embd = hp_.n_embd, n_head = hp_.n_head;
         const int64_t nope = hp_.qk_nope, rope = hp_.qk_rope, lora = hp_.kv_lora_rank;
         const int64_t k_head = nope + rope, q_dim = n_head * k_head, v_head = hp_.v_head;
@@ -488,14 +560,20 @@ class DeepSeek2Forward final : public Forward {
             ops::rms_norm(kv + t * row, L.kv_a_norm.data(), lora, hp_.rms_eps, latent + t * lora);
         }
         float* kvb = grow(kvb_, n * n_head * kvb_head);  // (n, n_head, qk_nope + v_head)
-        simd::matmul(L.wkv_b, latent, lora, n, kvb, n_head * kvb_head, act_);
-        for (int64_t t = 0; t < n; ++t)
-            store_per_head(kvb + t * n_head * kvb_head, kv + t * row + lora, cache, il, pos0 + t);
+        mm_.matmul(L.wkv_b, latent, lora, n, kvb, n_head * kvb_head, act_);
         const int64_t v_dim = n_head * v_head;
         float* heads = grow(heads_, n * v_dim);
-        attend(per_head_shape(), cache, il, pos0, n, q, q_dim, heads, v_dim);
+        for (const Segment& sg : segs) {
+            for (int64_t i = 0; i < sg.n; ++i) {
+                const int64_t t = sg.row0 + i;
+                store_per_head(kvb + t * n_head * kvb_head, kv + t * row + lora, *sg.cache, il,
+                               sg.pos0 + i);
+            }
+            attend(per_head_shape(), *sg.cache, il, sg.pos0, sg.n, q + sg.row0 * q_dim, q_dim,
+                   heads + sg.row0 * v_dim, v_dim);
+        }
         tap("kqv_out", il, heads, n * v_dim);
-        simd::matmul(L.wo, heads, v_dim, n, out, n_embd, act_);
+        mm_.matmul(L.wo, heads, v_dim, n, out, n_embd, act_);
     }
 
     // Position pos of a per-head cache: keys [k_nope | k_pe] and values of every head, from
@@ -530,7 +608,7 @@ class DeepSeek2Forward final : public Forward {
         const int64_t n_embd = hp_.n_embd, k = router_.n_used;
         moe_in_.set(xn, n_embd, n_embd, n);
         float* logits = grow(router_logits_, n * hp_.n_expert);
-        simd::matmul(L.router, moe_in_.for_weights(L.router), logits, hp_.n_expert);
+        mm_.matmul(L.router, moe_in_.for_weights(L.router), logits, hp_.n_expert);
         tap("ffn_moe_logits", kTapCurrent, logits, n * hp_.n_expert);
         ids_.resize(static_cast<size_t>(n * k));
         float* weights = grow(weights_, n * k);
@@ -599,11 +677,22 @@ class DeepSeek2Forward final : public Forward {
                               &moe_in_.for_weights(L.shared_ffn.up), sh, simd::Path::Gemm});
         }
         if (cache_) {
-            cached_experts(L, il, n, n_active, expert_id, task_of);
+            // Experts whose slabs a placement put on a device are multiplied there; the others
+            // come through the cache.
+            from_cache_.clear();
+            for (int64_t a = 0; a < n_active; ++a) {
+                const Ffn& w = L.experts[static_cast<size_t>(expert_id(a))];
+                if (mm_.on_device(w.gate) && mm_.on_device(w.up) && mm_.on_device(w.down)) {
+                    tasks_.push_back(task_of(a, &w));
+                } else {
+                    from_cache_.push_back(a);
+                }
+            }
+            cached_experts(L, il, n, from_cache_, expert_id, task_of);
         } else {
             for (int64_t a = 0; a < n_active; ++a)
                 tasks_.push_back(task_of(a, &L.experts[static_cast<size_t>(expert_id(a))]));
-            run_ffns(tasks_, ffn_);
+            mm_.ffns(tasks_, ffn_);
         }
 
         // Weighted outputs in their slots, then summed in selection order and the shared experts
@@ -629,19 +718,19 @@ class DeepSeek2Forward final : public Forward {
         }
     }
 
-    // The active experts of a batch (expert_id(a), a < n_active, ascending ids) from the expert
+    // The active experts `actives` of a batch (expert_id(a), ascending ids) from the expert
     // cache, each acquired once for the whole batch, so a prompt reads each missing expert once.
     // Misses are issued as soon as the routing is known; the experts already present (and the
     // shared ones, queued in tasks_) run as one batch while the rest arrive, then the rest. In
     // decoding, the next layer's likely experts (its router on this layer's input) are read
     // ahead. Fewer slots than experts: in waves, each released before the next.
     template <class ExpertId, class TaskOf>
-    void cached_experts(const MlaLayer& L, int64_t il, int64_t n, int64_t n_active,
+    void cached_experts(const MlaLayer& L, int64_t il, int64_t n, std::span<const int64_t> actives,
                         ExpertId&& expert_id, TaskOf&& task_of) {
-        used_.resize(static_cast<size_t>(n_active));
-        for (int64_t a = 0; a < n_active; ++a) used_[static_cast<size_t>(a)] = expert_id(a);
-        cached_.resize(static_cast<size_t>(n_active));  // stable: FfnTask points into it
-        bool prefetched = n_active == 0 || n > 1;       // prompts route to most experts anyway
+        used_.resize(actives.size());
+        for (size_t i = 0; i < actives.size(); ++i) used_[i] = expert_id(actives[i]);
+        cached_.resize(actives.size());              // stable: FfnTask points into it
+        bool prefetched = actives.empty() || n > 1;  // prompts route to most experts anyway
         size_t done = 0;
         while (done < used_.size()) {
             held_.clear();
@@ -656,21 +745,21 @@ class DeepSeek2Forward final : public Forward {
             for (int pass = 0; pass < 2; ++pass) {
                 for (offload::ExpertHandle& h : held_) {
                     if (h.slot < 0 || (pass == 0 && !cache_->ready(h))) continue;
-                    const auto a = static_cast<int64_t>(
+                    const auto i = static_cast<size_t>(
                         std::lower_bound(used_.begin(), used_.end(), h.expert) - used_.begin());
-                    Ffn& w = cached_[static_cast<size_t>(a)];
+                    Ffn& w = cached_[i];
                     w = cached_ffn(L, il, h);
-                    tasks_.push_back(task_of(a, &w));
+                    tasks_.push_back(task_of(actives[i], &w));
                     h.slot = -h.slot - 1;  // taken; restored for release below
                 }
-                if (!tasks_.empty()) run_ffns(tasks_, ffn_);
+                if (!tasks_.empty()) mm_.ffns(tasks_, ffn_);
                 tasks_.clear();
             }
             for (offload::ExpertHandle& h : held_) h.slot = -h.slot - 1;
             cache_->release(held_);
             done += got;
         }
-        if (!tasks_.empty()) run_ffns(tasks_, ffn_);  // the shared experts alone (no routing)
+        if (!tasks_.empty()) mm_.ffns(tasks_, ffn_);  // the shared experts alone (no routing)
         tasks_.clear();
     }
 
@@ -693,7 +782,7 @@ class DeepSeek2Forward final : public Forward {
         if (!next.moe) return;
         const int64_t k = router_.n_used;
         float* logits = grow(guess_logits_, hp_.n_expert);
-        simd::matmul(next.router, moe_in_.for_weights(next.router), logits, hp_.n_expert);
+        mm_.matmul(next.router, moe_in_.for_weights(next.router), logits, hp_.n_expert);
         guess_ids_.resize(static_cast<size_t>(k));
         float* weights = grow(guess_weights_, k);
         route(router_, logits, next.probs_bias.empty() ? nullptr : next.probs_bias.data(),
@@ -747,14 +836,19 @@ class DeepSeek2Forward final : public Forward {
     SharedInput in_;                            // attention's normalised input, converted
     SharedInput moe_in_;                        // the MoE block's input, converted
     offload::ExpertCache* cache_ = nullptr;     // routed experts from here when set
-    std::vector<int32_t> used_;                 // (active experts) their ids, ascending
-    std::vector<Ffn> cached_;                   // (active experts) views of their cache slots
-    std::vector<offload::ExpertHandle> held_;   // experts pinned in the cache
-    std::vector<float> guess_logits_;           // (n_expert) next layer's router on this input
-    std::vector<int32_t> guess_ids_;            // (n_used) its choice
-    std::vector<float> guess_weights_;          // (n_used)
+    std::vector<int64_t> from_cache_;           // (active experts not on a device) their indices
+    std::vector<int32_t> used_;  // (active experts from the cache) their ids, ascending
+    std::vector<Ffn> cached_;    // (active experts) views of their cache slots
+    std::vector<offload::ExpertHandle> held_;  // experts pinned in the cache
+    std::vector<float> guess_logits_;          // (n_expert) next layer's router on this input
+    std::vector<int32_t> guess_ids_;           // (n_used) its choice
+    std::vector<float> guess_weights_;         // (n_used)
     FfnScratch ffn_;
     simd::Activations act_;
+    Products mm_;  // where each product runs (the CPU, or a device's copy of its weights)
+    std::vector<Segment> segments_;      // run_batch: one per row
+    std::vector<int32_t> batch_tokens_;  // run_batch: the rows' tokens
+    std::vector<char> decompress_;       // (segments) legacy files: run decompressed
 };
 
 }  // namespace

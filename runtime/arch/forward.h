@@ -16,6 +16,7 @@
 #include "runtime/model.h"
 
 namespace strata {
+class DeviceTier;
 namespace offload {
 class ExpertCache;
 }
@@ -50,6 +51,10 @@ class Forward {
     // that token alone at that position: rows do not change each other's rounding.
     // Callers check token ids and that every pos < its cache's n_ctx().
     virtual void run_batch(std::span<const BatchRow> rows, float* logits);
+
+    // From now on, multiply the weights uploaded to tier's device there (split execution;
+    // runtime/device_weights.h); null: everything on the CPU again. The tier outlives this pass.
+    virtual void use_device(const DeviceTier* tier) = 0;
 
     // From now on, take routed experts from `cache` (which outlives this forward pass) instead
     // of the file mapping; null goes back to the mapping. Architectures without routed experts

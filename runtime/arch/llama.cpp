@@ -7,6 +7,7 @@
 #include "runtime/arch/archs.h"
 #include "runtime/arch/attention.h"
 #include "runtime/arch/common.h"
+#include "runtime/arch/products.h"
 #include "runtime/arch/tap.h"
 
 namespace strata::arch {
@@ -51,14 +52,37 @@ class GqaForward final : public Forward {
 
     void run(std::span<const int32_t> tokens, int64_t pos0, KvCache& cache, bool all_logits,
              float* logits) override {
-        const int64_t n = static_cast<int64_t>(tokens.size());
+        const auto n = static_cast<int64_t>(tokens.size());
+        const Segment whole{&cache, pos0, 0, n};
+        pass(tokens, {&whole, 1}, output_rows(n, all_logits, logits != nullptr), logits);
+    }
+
+    void run_batch(std::span<const BatchRow> rows, float* logits) override {
+        segments_.clear();
+        batch_tokens_.clear();
+        for (const BatchRow& r : rows) {
+            segments_.push_back({r.cache, r.pos, static_cast<int64_t>(segments_.size()), 1});
+            batch_tokens_.push_back(r.token);
+        }
+        const RowsApart apart(mm_);
+        pass(batch_tokens_, segments_, static_cast<int64_t>(rows.size()), logits);
+    }
+
+    void use_device(const DeviceTier* tier) override { mm_.use_device(tier); }
+
+  private:
+    // The rows of every segment (tokens in row order) through the layers; logits of the last
+    // n_out rows.
+    void pass(std::span<const int32_t> tokens, std::span<const Segment> segs, int64_t n_out,
+              float* logits) {
+        const auto n = static_cast<int64_t>(tokens.size());
         const int64_t n_embd = hp_.n_embd;
         float* x = grow(x_, n * n_embd);
         float* xn = grow(xn_, n * n_embd);
         float* out = grow(out_, n * n_embd);
-        for (int64_t t = 0; t < n; ++t) embed_row(*model_.token_embd, tokens[t], x + t * n_embd);
-        const std::vector<float> tables = rope_tables(rope_, pos0, n);
-        const int64_t n_out = output_rows(n, all_logits, logits != nullptr);
+        for (int64_t t = 0; t < n; ++t)
+            mm_.embed_row(*model_.token_embd, tokens[t], x + t * n_embd);
+        const std::vector<float> tables = rope_tables(rope_, segs);
         int64_t first = 0;  // first row carried through the last block's feed-forward part
         tap_next_pass();
         tap("embd", -1, x, n * n_embd);
@@ -69,19 +93,17 @@ class GqaForward final : public Forward {
             first = residual_block(
                 il, il == hp_.n_layer - 1, n, n_out, n_embd, hp_.rms_eps, L.attn_norm, L.ffn_norm,
                 x, xn, out,
-                [&](const float* in, float* res) {
-                    attention(L, il, in, n, pos0, tables, cache, res);
-                },
-                [&](const float* in, int64_t m, float* res) { run_ffn(L.ffn, in, m, res, ffn_); });
+                [&](const float* in, float* res) { attention(L, il, in, segs, tables, res); },
+                [&](const float* in, int64_t m, float* res) { mm_.ffn(L.ffn, in, m, res, ffn_); });
         }
-        if (n_out > 0) head_.run(x + first * n_embd, n_embd, n_out, logits, xn_, act_);
+        if (n_out > 0) head_.run(x + first * n_embd, n_embd, n_out, logits, xn_, act_, mm_);
     }
 
-  private:
-    // out (n, n_embd) = grouped-query attention of the normalised rows xn; writes the tokens'
-    // keys and values into the cache.
-    void attention(const GqaLayer& L, int64_t il, const float* xn, int64_t n, int64_t pos0,
-                   const std::vector<float>& tables, KvCache& cache, float* out) {
+    // out (rows, n_embd) = grouped-query attention of the normalised rows xn; writes each
+    // segment's keys and values into its cache.
+    void attention(const GqaLayer& L, int64_t il, const float* xn, std::span<const Segment> segs,
+                   const std::vector<float>& tables, float* out) {
+        const int64_t n = segs.back().row0 + segs.back().n;
         const int64_t n_embd = hp_.n_embd, hd = hp_.head_dim;
         const int64_t q_dim = hp_.n_head * hd, kv_dim = hp_.n_head_kv * hd;
         float* q = grow(q_, n * q_dim);
@@ -93,21 +115,25 @@ class GqaForward final : public Forward {
         const simd::Product qkv[] = {{&L.wq, &in_.for_weights(L.wq), q, q_dim},
                                      {&L.wk, &in_.for_weights(L.wk), k, kv_dim},
                                      {&L.wv, &in_.for_weights(L.wv), v, kv_dim}};
-        simd::matmul_batch(qkv);
+        mm_.batch(qkv);
         add_bias(L.bq, n, q_dim, q);
         add_bias(L.bk, n, kv_dim, k);
         add_bias(L.bv, n, kv_dim, v);
         tap("Qcur", il, q, n * q_dim);
         tap("Kcur", il, k, n * kv_dim);
         tap("Vcur", il, v, n * kv_dim);
-        for (int64_t t = 0; t < n; ++t) {
-            const float* table = tables.data() + t * rope_.n_rot;
-            for (int64_t h = 0; h < hp_.n_head; ++h)
-                ops::rope_apply(rope_, table, q + t * q_dim + h * hd);
-            for (int64_t h = 0; h < hp_.n_head_kv; ++h)
-                ops::rope_apply(rope_, table, k + t * kv_dim + h * hd);
-            std::memcpy(cache.k(il, pos0 + t), k + t * kv_dim, sizeof(float) * kv_dim);
-            for (int64_t i = 0; i < kv_dim; ++i) cache.v_col(il, i)[pos0 + t] = v[t * kv_dim + i];
+        for (const Segment& sg : segs) {
+            for (int64_t j = 0; j < sg.n; ++j) {
+                const int64_t t = sg.row0 + j, pos = sg.pos0 + j;
+                const float* table = tables.data() + t * rope_.n_rot;
+                for (int64_t h = 0; h < hp_.n_head; ++h)
+                    ops::rope_apply(rope_, table, q + t * q_dim + h * hd);
+                for (int64_t h = 0; h < hp_.n_head_kv; ++h)
+                    ops::rope_apply(rope_, table, k + t * kv_dim + h * hd);
+                std::memcpy(sg.cache->k(il, pos), k + t * kv_dim, sizeof(float) * kv_dim);
+                for (int64_t i = 0; i < kv_dim; ++i)
+                    sg.cache->v_col(il, i)[pos] = v[t * kv_dim + i];
+            }
         }
         tap("Qcur@ROPE", il, q, n * q_dim);
         tap("Kcur@ROPE", il, k, n * kv_dim);
@@ -117,9 +143,11 @@ class GqaForward final : public Forward {
         shape.k_dim = hd;
         shape.v_dim = hd;
         shape.scale = 1.0f / std::sqrt(static_cast<float>(hd));
-        attend(shape, cache, il, pos0, n, q, q_dim, att, q_dim);
+        for (const Segment& sg : segs)
+            attend(shape, *sg.cache, il, sg.pos0, sg.n, q + sg.row0 * q_dim, q_dim,
+                   att + sg.row0 * q_dim, q_dim);
         tap("kqv_out", il, att, n * q_dim);
-        simd::matmul(L.wo, att, q_dim, n, out, n_embd, act_);
+        mm_.matmul(L.wo, att, q_dim, n, out, n_embd, act_);
     }
 
     // y (n, width) += bias, when there is one.
@@ -143,6 +171,9 @@ class GqaForward final : public Forward {
     SharedInput in_;          // attention's normalised input, converted
     FfnScratch ffn_;
     simd::Activations act_;
+    Products mm_;  // where each product runs (the CPU, or a device's copy of its weights)
+    std::vector<Segment> segments_;      // run_batch: one per row
+    std::vector<int32_t> batch_tokens_;  // run_batch: the rows' tokens
 };
 
 }  // namespace

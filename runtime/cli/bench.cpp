@@ -85,6 +85,7 @@ void run_bench(const BenchOptions& o) {
     so.hot_profile = o.budget.hot_profile;
     so.trace_path = o.budget.trace_path;
     so.reader = o.budget.reader;
+    so.gpu = o.budget.gpu;
     Session session(model, so);
     const offload::ExpertCache* cache = session.expert_cache();
     const int threads = session.n_threads();
@@ -170,6 +171,14 @@ void run_bench(const BenchOptions& o) {
             j["read_bandwidth_source"] = o.bandwidth > 0 ? "given" : "probe";
             j["bandwidth_fraction"] = fraction;
         }
+        if (const GpuTier* gpu = session.gpu_tier()) {
+            j["gpu_budget_bytes"] = so.gpu.budget;
+            j["gpu_device"] = gpu->device().name();
+            j["gpu_bytes"] = gpu->weights().bytes;
+            j["gpu_tensors"] = gpu->weights().tensors.size();
+            j["gpu_expert_slabs"] = gpu->weights().slabs.size();
+            j["gpu_predicted_decode_tps"] = gpu->placement().prediction.decode_tps;
+        }
         if (cache) {
             j["ram_budget_bytes"] = so.ram_budget;
             j["cache_policy"] = offload::policy_name(cache->policy());
@@ -214,6 +223,9 @@ void run_bench(const BenchOptions& o) {
             "routing   the top 10% of experts took {:.1f}% of the routings (mean of the "
             "MoE layers, every pass of this run)\n",
             100 * top10);
+    if (const GpuTier* gpu = session.gpu_tier())
+        fmt::print("gpu       {}; the plan predicted {:.2f} tokens/s decoding\n", gpu->summary(),
+                   gpu->placement().prediction.decode_tps);
     if (cache) {
         fmt::print(
             "experts   {} slots of {} ({}), decode: hit rate {:.3f}, {} read per token "

@@ -53,6 +53,20 @@ void add_session_options(CLI::App* cmd, SessionOptions& options) {
     add_budget_options(cmd, options);
 }
 
+// A size flag: as --ram-budget reads them (binary units), errors naming this flag.
+uint64_t parse_size(const std::string& flag, const std::string& text, uint64_t physical) {
+    if (text == "0") return 0;
+    try {
+        return offload::parse_budget(text, physical);
+    } catch (const UsageError& e) {
+        std::string m = e.what();
+        const std::string from = "--ram-budget";
+        if (const size_t at = m.find(from); at != std::string::npos)
+            m.replace(at, from.size(), flag);
+        throw UsageError(m);
+    }
+}
+
 void add_budget_options(CLI::App* cmd, SessionOptions& options) {
     cmd->add_option_function<std::string>(
            "--ram-budget",
@@ -84,6 +98,22 @@ void add_budget_options(CLI::App* cmd, SessionOptions& options) {
                   "Read experts with pread instead of io_uring");
     cmd->add_option("--trace-out", options.trace_path,
                     "With --ram-budget: write every layer's routed experts here (strata tune)");
+    cmd->add_option_function<std::string>(
+           "--gpu-budget",
+           [&options](const std::string& text) {
+               options.gpu.budget = parse_size("--gpu-budget", text, 0);
+           },
+           "GPU memory to fill as strata plan places it (attention, norms, router, shared "
+           "experts, then the hottest routed experts); their products run there")
+        ->type_name("SIZE");
+    cmd->add_option("--gpu-device", options.gpu.device,
+                    "Device of --gpu-budget: cuda, or host (host memory running the CPU's "
+                    "kernels, bit for bit the CPU's logits: for testing placements)")
+        ->type_name("cuda|host")
+        ->default_str("cuda");
+    cmd->add_option("--usage", options.gpu.usage_path,
+                    "With --gpu-budget: a routing profile (--routing-profile) ranking the routed "
+                    "experts for the GPU (default: uniform)");
 }
 
 void add_routing_profile_option(CLI::App* cmd, std::string& path) {
@@ -117,6 +147,9 @@ double routing_top_share(const std::vector<std::vector<uint64_t>>& counts, doubl
 }
 
 void print_cache_stats(const Session& session, bool per_layer) {
+    if (const GpuTier* gpu = session.gpu_tier())
+        std::fprintf(stderr, "%s, %llu products run there\n", gpu->summary().c_str(),
+                     static_cast<unsigned long long>(gpu->device().products()));
     const offload::ExpertCache* cache = session.expert_cache();
     if (!cache) return;
     const offload::CacheStats st = cache->stats();

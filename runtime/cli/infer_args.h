@@ -17,16 +17,21 @@ namespace strata::cli {
 // "1,2,3" (commas and/or spaces) → ids; throws UsageError naming --tokens on anything else.
 std::vector<int32_t> parse_token_list(const std::string& text);
 
+// A size flag (24G, 512M; "0" is 0): as --ram-budget reads them, in binary units, errors naming
+// `flag`. `physical`: what a percentage is of (0: percentages refused).
+uint64_t parse_size(const std::string& flag, const std::string& text, uint64_t physical);
+
 // Opens and binds a model file.
 Model load_model(const std::string& path);
 
 // --ctx, --batch, --threads, --mla-legacy and the budget options.
 void add_session_options(CLI::App* cmd, SessionOptions& options);
 // --ram-budget SIZE|PCT, --cache-policy lru|lfu|pinned, --hot-profile FILE, --io-queue-depth N,
-// --force-pread.
+// --force-pread, --trace-out FILE, and the GPU tier's --gpu-budget SIZE, --gpu-device cuda|host,
+// --usage PROFILE.
 void add_budget_options(CLI::App* cmd, SessionOptions& options);
-// The expert cache's statistics on stderr (nothing without a budget): totals, and with
-// `per_layer` one line per layer.
+// The GPU tier's summary and the expert cache's statistics on stderr (nothing without
+// budgets): totals, and with `per_layer` one line per layer.
 void print_cache_stats(const Session& session, bool per_layer);
 // --mla-legacy compressed|per-head: how deepseek2 files with the legacy attn_kv_b keep their
 // cache (kv_cache.h, MlaLegacy).

@@ -10,6 +10,7 @@
 
 #include "offload/expert_cache.h"
 #include "runtime/cli/commands.h"
+#include "runtime/cli/infer_args.h"
 #include "runtime/error.h"
 #include "runtime/plan_model.h"
 #include "scheduler/hardware.h"
@@ -33,20 +34,6 @@ struct PlanArgs {
            pcie_latency_us = -1, nvme_gbs = -1, cpu_eff = -1, gpu_eff = -1, cpu_prefill_eff = -1,
            gpu_prefill_eff = -1;
 };
-
-// A size flag: as --ram-budget reads them (binary units), errors naming this flag.
-uint64_t parse_size(const std::string& flag, const std::string& text, uint64_t physical) {
-    if (text == "0") return 0;
-    try {
-        return offload::parse_budget(text, physical);
-    } catch (const UsageError& e) {
-        std::string m = e.what();
-        const std::string from = "--ram-budget";
-        if (const size_t at = m.find(from); at != std::string::npos)
-            m.replace(at, from.size(), flag);
-        throw UsageError(m);
-    }
-}
 
 // Sizes in binary units, the unit chosen so that golden-sized models do not print as zeros.
 std::string gib(uint64_t b) {
