@@ -22,7 +22,8 @@ bool Job::wait(std::vector<chat::Span>& out, std::chrono::milliseconds timeout) 
 }
 
 void Job::push(const std::vector<chat::Span>& spans) {
-    if (spans.empty()) return;
+    // A whole answer is taken from result(): its handler is woken at the end only, not per token.
+    if (spans.empty() || !request_.stream) return;
     {
         std::lock_guard lock(mutex_);
         pending_.insert(pending_.end(), spans.begin(), spans.end());

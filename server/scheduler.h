@@ -60,8 +60,9 @@ class Job {
     const std::vector<int32_t>& prompt() const { return prompt_; }
     Clock::time_point t0() const { return t0_; }
 
-    // Waits up to `timeout` for text; appends what came to `out`. Returns true once the
-    // generation is over and all its text has been handed out (result() is then final).
+    // Waits up to `timeout` for text (streaming requests only; the others get theirs from
+    // result()); appends what came to `out`. Returns true once the generation is over and all
+    // its text has been handed out (result() is then final).
     bool wait(std::vector<chat::Span>& out, std::chrono::milliseconds timeout);
     // The client is gone: the scheduler stops the generation at its next step.
     void cancel() { cancelled_.store(true); }
