@@ -8,6 +8,10 @@
 // decoding is one token per call. How the tokens before a token were batched changes its logits
 // by float rounding only, exactly as it does in llama.cpp (arch/forward.h). Nothing is evaluated
 // when the context would overflow: the call throws strata::Error.
+//
+// Several sessions may share one Engine (runtime/engine.h: the forward pass and expert cache),
+// each with its own KV cache and tokens; decode_batch then appends one token to each of them in
+// one pass, every row's logits bit for bit what decode() of that token alone gives.
 #pragma once
 
 #include <cstdint>
@@ -23,7 +27,7 @@
 
 namespace strata {
 
-class Forward;
+class Engine;
 
 struct SessionOptions {
     int64_t n_ctx = 0;      // cache positions; 0: the training context, at most 4096
@@ -45,15 +49,19 @@ struct SessionOptions {
 
 class Session {
   public:
-    // Throws strata::Error when a weight's type cannot be computed or the cache does not fit.
+    // A session with an engine of its own. Throws strata::Error when a weight's type cannot be
+    // computed or the cache does not fit.
     explicit Session(const Model& model, const SessionOptions& options = {});
+    // A session on a shared engine: a KV cache of engine->n_ctx() positions of its own.
+    explicit Session(std::shared_ptr<Engine> engine);
     ~Session();
     Session(Session&&) noexcept;
     Session& operator=(Session&&) noexcept;
 
-    const Model& model() const { return *model_; }
+    const Model& model() const;
+    const Engine& engine() const { return *engine_; }
     int64_t n_ctx() const { return cache_.n_ctx(); }
-    int64_t n_vocab() const { return model_->hparams().n_vocab; }
+    int64_t n_vocab() const { return n_vocab_; }
     int64_t n_past() const { return static_cast<int64_t>(tokens_.size()); }
     // The tokens whose keys and values the cache holds, in order.
     const std::vector<int32_t>& tokens() const { return tokens_; }
@@ -61,12 +69,12 @@ class Session {
     // Threads a forward pass runs on.
     int n_threads() const;
     // The expert cache under --ram-budget, or null (no budget, or no routed experts).
-    offload::ExpertCache* expert_cache() { return experts_.get(); }
-    const offload::ExpertCache* expert_cache() const { return experts_.get(); }
+    offload::ExpertCache* expert_cache();
+    const offload::ExpertCache* expert_cache() const;
     // The GPU tier under --gpu-budget, or null.
-    const GpuTier* gpu_tier() const { return gpu_.get(); }
-    // How often the router chose each routed expert since the session began: [layer][expert],
-    // empty rows for dense layers, empty for models without routed experts.
+    const GpuTier* gpu_tier() const;
+    // How often the router chose each routed expert since the engine began (all sessions on it):
+    // [layer][expert], empty rows for dense layers, empty for models without routed experts.
     const std::vector<std::vector<uint64_t>>& routing_counts() const;
 
     // Appends tokens to the context; returns the last one's logits (n_vocab floats, valid until
@@ -81,23 +89,25 @@ class Session {
     std::span<const float> prefill(std::span<const int32_t> tokens);
     int64_t reused() const { return reused_; }
 
+    // Appends tokens[i] to sessions[i] for every i, as one forward pass (Forward::run_batch);
+    // `logits` becomes sessions.size() rows of n_vocab floats, row i bit for bit what
+    // sessions[i]->decode of tokens[i] alone would give. The sessions must be distinct and share
+    // one engine. Nothing is evaluated when a token id is outside the vocabulary or a session's
+    // context is full: throws strata::Error naming the row.
+    static void decode_batch(std::span<Session* const> sessions, std::span<const int32_t> tokens,
+                             std::vector<float>& logits);
+
     // Forgets everything after the first n tokens (n ≤ n_past()).
     void truncate(int64_t n);
     void clear() { truncate(0); }
 
   private:
-    // Builds the expert cache under options.ram_budget and hands it to the forward pass.
-    void attach_budget(const SessionOptions& options);
     // Checks ids and room, then runs tokens in batches; logits as Forward::run.
     void evaluate(std::span<const int32_t> tokens, bool all_logits, float* logits);
 
-    const Model* model_;
-    std::unique_ptr<offload::ExpertCache> experts_;  // under a budget; outlives forward_
-    std::unique_ptr<Forward> forward_;
-    std::unique_ptr<GpuTier> gpu_;  // under --gpu-budget; before forward_ in destruction
+    std::shared_ptr<Engine> engine_;  // the forward pass, shared with other sessions or not
     KvCache cache_;
-    int64_t n_batch_;
-    int n_threads_;                // threads of a forward pass; 0: OpenMP's default
+    int64_t n_vocab_;
     std::vector<int32_t> tokens_;  // (n_past) what the cache holds
     std::vector<float> last_;      // (n_vocab) logits of the last evaluated token
     int64_t reused_ = 0;

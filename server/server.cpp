@@ -1,22 +1,24 @@
 #include "server/server.h"
 
+#include <dirent.h>
 #include <fmt/format.h>
 #include <httplib.h>
 #include <malloc.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <charconv>
 #include <chrono>
-#include <cmath>
-#include <condition_variable>
 #include <ctime>
 #include <filesystem>
 #include <memory>
-#include <mutex>
 #include <nlohmann/json.hpp>
-#include <random>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -25,88 +27,59 @@
 #include "runtime/error.h"
 #include "runtime/gguf.h"
 #include "runtime/model.h"
-#include "runtime/sampler.h"
 #include "runtime/tokenizer/tokenizer.h"
+#include "server/metrics.h"
+#include "server/scheduler.h"
 
 namespace strata::server {
 namespace {
 
 using nlohmann::json;
-using Clock = std::chrono::steady_clock;
 
-// Counters for /metrics.
-struct Metrics {
-    std::atomic<int64_t> requests{0};       // every HTTP request
-    std::atomic<int64_t> completions{0};    // generations finished
-    std::atomic<int64_t> rejected{0};       // answered 4xx
-    std::atomic<int64_t> cancelled{0};      // client went away mid-generation
-    std::atomic<int64_t> prompt_tokens{0};  // evaluated or reused
-    std::atomic<int64_t> generated_tokens{0};
-    std::atomic<int64_t> queued{0};          // waiting for a slot now
-    std::atomic<int64_t> active{0};          // generating now
-    std::atomic<int64_t> latency_us_sum{0};  // request start to last token, generations
-    std::atomic<int64_t> ttft_us_sum{0};     // request start to first token
-};
+// How often a handler waiting for its generation looks for new text and for a closed socket.
+constexpr std::chrono::milliseconds kPoll{50};
 
-// The Sessions; a request takes the free one sharing the longest prefix with its prompt.
-class SlotPool {
-  public:
-    SlotPool(const Model& model, const SessionOptions& options, int n) {
-        for (int i = 0; i < n; ++i) sessions_.push_back(std::make_unique<Session>(model, options));
-        busy_.assign(static_cast<size_t>(n), false);
-    }
-    int64_t n_ctx() const { return sessions_.front()->n_ctx(); }
-
-    // A free slot's index, or -1 when `max_queued` requests already wait.
-    int acquire(std::span<const int32_t> prompt, int64_t max_queued, Metrics& metrics) {
-        std::unique_lock lock(mutex_);
-        if (!any_free() && waiting_ >= max_queued) return -1;
-        ++waiting_;
-        ++metrics.queued;
-        cv_.wait(lock, [&] { return any_free(); });
-        --waiting_;
-        --metrics.queued;
-        int best = -1;
-        size_t best_len = 0;
-        for (size_t i = 0; i < sessions_.size(); ++i) {
-            if (busy_[i]) continue;
-            const std::vector<int32_t>& held = sessions_[i]->tokens();
-            const size_t n = std::min(held.size(), prompt.size());
-            size_t k = 0;
-            while (k < n && held[k] == prompt[k]) ++k;
-            if (best < 0 || k > best_len) {
-                best = static_cast<int>(i);
-                best_len = k;
-            }
+// The socket a request came on: httplib 0.11 does not hand it to handlers, so it is found among
+// this process's descriptors by its two ends (unique among open connections; the descriptor stays
+// open while the handler runs). -1 when not found.
+int connection_fd(const httplib::Request& req) {
+    if (req.remote_port <= 0 || req.local_port <= 0) return -1;
+    DIR* dir = ::opendir("/proc/self/fd");
+    if (dir == nullptr) return -1;
+    int found = -1;
+    while (const dirent* e = ::readdir(dir)) {
+        int fd = -1;
+        const std::string_view name(e->d_name);
+        if (std::from_chars(name.data(), name.data() + name.size(), fd).ec != std::errc()) continue;
+        sockaddr_storage peer{}, local{};
+        socklen_t peer_len = sizeof peer, local_len = sizeof local;
+        if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0) continue;
+        if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0) continue;
+        char host[NI_MAXHOST], peer_port[NI_MAXSERV], local_port[NI_MAXSERV];
+        if (::getnameinfo(reinterpret_cast<sockaddr*>(&peer), peer_len, host, sizeof host,
+                          peer_port, sizeof peer_port, NI_NUMERICHOST | NI_NUMERICSERV) != 0 ||
+            ::getnameinfo(reinterpret_cast<sockaddr*>(&local), local_len, nullptr, 0, local_port,
+                          sizeof local_port, NI_NUMERICSERV) != 0)
+            continue;
+        if (req.remote_addr == host && std::to_string(req.remote_port) == peer_port &&
+            std::to_string(req.local_port) == local_port) {
+            found = fd;
+            break;
         }
-        busy_[static_cast<size_t>(best)] = true;
-        return best;
     }
-    void release(int i) {
-        {
-            std::lock_guard lock(mutex_);
-            busy_[static_cast<size_t>(i)] = false;
-        }
-        cv_.notify_one();
-    }
-    Session& session(int i) { return *sessions_[static_cast<size_t>(i)]; }
+    ::closedir(dir);
+    return found;
+}
 
-  private:
-    bool any_free() const { return std::find(busy_.begin(), busy_.end(), false) != busy_.end(); }
-
-    std::vector<std::unique_ptr<Session>> sessions_;
-    std::vector<bool> busy_;  // (parallel) whether a request holds the slot
-    int64_t waiting_ = 0;
-    std::mutex mutex_;
-    std::condition_variable cv_;
-};
-
-struct Generated {
-    std::string reasoning, content;
-    chat::TurnEnd end = chat::TurnEnd::kNone;
-    int64_t prompt_tokens = 0, completion_tokens = 0;
-    bool cancelled = false;
-};
+// Whether the client closed its end (or reset it): a read that would block means it is still
+// there; pipelined bytes of its next request too. A client that half-closes after its request
+// reads as gone.
+bool peer_closed(int fd) {
+    char c = 0;
+    const ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n >= 0) return n == 0;
+    return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+}
 
 const char* finish_reason(chat::TurnEnd end) {
     return end == chat::TurnEnd::kLength || end == chat::TurnEnd::kContextFull ? "length" : "stop";
@@ -123,13 +96,17 @@ class Server {
           model_(load_model_file(options.model_path)),
           tokenizer_(tokenizer::Tokenizer::load(model_.file())),
           template_(chat::detect_template(model_.file(), tokenizer_).tmpl),
-          pool_(model_, options.session, std::max(options.parallel, 1)),
+          scheduler_({.model = &model_,
+                      .tokenizer = &tokenizer_,
+                      .chat_template = &template_,
+                      .session = options.session,
+                      .n_slots = std::max(options.parallel, 1),
+                      .limits = options.limits,
+                      .metrics = &metrics_}),
           model_name_(std::filesystem::path(options.model_path).stem().string()) {
         limits_ = options.limits;
-        for (int32_t id = 0; id < tokenizer_.n_vocab(); ++id)
-            if (tokenizer_.is_eog(id)) eog_.push_back(id);
-        if (limits_.max_prompt_tokens <= 0 || limits_.max_prompt_tokens >= pool_.n_ctx())
-            limits_.max_prompt_tokens = pool_.n_ctx() - 1;
+        if (limits_.max_prompt_tokens <= 0 || limits_.max_prompt_tokens >= scheduler_.n_ctx())
+            limits_.max_prompt_tokens = scheduler_.n_ctx() - 1;
     }
 
     void run();
@@ -140,105 +117,28 @@ class Server {
         return Model::load(gguf::File::open(path));
     }
     void routes();
+    // Parses and checks a request, queues it for the scheduler and answers with its text, whole
+    // or streamed as it comes.
     void handle_generate(const httplib::Request& req, httplib::Response& res, bool chat);
-    // Prefills and generates in slot `slot`; `on_spans` gets each token's text and returns false
-    // when the client is gone (the generation stops and the slot is freed).
-    Generated generate(int slot, const GenRequest& r, std::span<const int32_t> prompt,
-                       Clock::time_point t0,
-                       const std::function<bool(const std::vector<chat::Span>&)>& on_spans);
     void reply_error(httplib::Response& res, const ApiError& e) {
         ++metrics_.rejected;
         res.status = e.status;
         res.set_content(error_json(e), "application/json");
     }
     std::string metrics_text() const;
+    std::string batch_rows_text() const;
 
     ServeOptions options_;
     Limits limits_;
     Model model_;
     tokenizer::Tokenizer tokenizer_;
     chat::ChatTemplate template_;
-    SlotPool pool_;
-    std::string model_name_;
-    std::vector<int32_t> eog_;  // the vocabulary's end-of-generation tokens (ignore_eos)
     Metrics metrics_;
+    Scheduler scheduler_;  // the engine, the slots, and the thread that runs every generation
+    std::string model_name_;
     std::atomic<int64_t> next_id_{0};
     httplib::Server http_;
 };
-
-Generated Server::generate(int slot, const GenRequest& r, std::span<const int32_t> prompt,
-                           Clock::time_point t0,
-                           const std::function<bool(const std::vector<chat::Span>&)>& on_spans) {
-    Session& session = pool_.session(slot);
-    SamplerParams p = default_sampling(model_);  // R1: temperature 0.6, top-p 0.95
-    if (r.temperature) p.temperature = *r.temperature;
-    if (r.top_p) p.top_p = *r.top_p;
-    if (r.min_p) p.min_p = *r.min_p;
-    if (r.top_k) p.top_k = *r.top_k;
-    if (r.repeat_penalty) p.repeat_penalty = *r.repeat_penalty;
-    p.seed = r.seed ? *r.seed : std::random_device{}();
-    Sampler sampler(p);
-
-    Generated g;
-    g.prompt_tokens = static_cast<int64_t>(prompt.size());
-    std::span<const float> logits = session.prefill(prompt);
-    sampler.accept_context(prompt);
-    metrics_.prompt_tokens += g.prompt_tokens;
-
-    const int64_t room = session.n_ctx() - session.n_past();
-    const int64_t max_tokens = std::min(r.max_tokens.value_or(limits_.max_tokens), room);
-    chat::TurnStream turn(tokenizer_,
-                          {.in_reasoning = r.chat && template_.opens_reasoning(), .stops = r.stop});
-    std::vector<chat::Span> spans;
-    std::vector<float> masked;  // (n_vocab) logits without end-of-generation tokens
-    bool first = true;
-    for (;;) {
-        spans.clear();
-        if (turn.n_tokens() >= max_tokens) {
-            turn.finish(max_tokens == room ? chat::TurnEnd::kContextFull : chat::TurnEnd::kLength,
-                        spans);
-            break;
-        }
-        if (r.ignore_eos) {
-            masked.assign(logits.begin(), logits.end());
-            for (const int32_t e : eog_) masked[static_cast<size_t>(e)] = -INFINITY;
-            logits = masked;
-        }
-        const int32_t id = sampler.sample(logits);
-        sampler.accept(id);
-        ++metrics_.generated_tokens;
-        if (first) {
-            first = false;
-            metrics_.ttft_us_sum +=
-                std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
-        }
-        const bool ended = turn.push(id, spans);
-        for (const chat::Span& s : spans)
-            (s.channel == chat::Channel::kReasoning ? g.reasoning : g.content) += s.text;
-        if (!on_spans(spans)) {
-            g.cancelled = true;
-            break;
-        }
-        if (ended) {
-            spans.clear();
-            break;
-        }
-        if (session.n_past() >= session.n_ctx()) {
-            spans.clear();
-            turn.finish(chat::TurnEnd::kContextFull, spans);
-            break;
-        }
-        logits = session.decode({&id, 1});
-    }
-    if (!g.cancelled && !spans.empty()) {
-        for (const chat::Span& s : spans)
-            (s.channel == chat::Channel::kReasoning ? g.reasoning : g.content) += s.text;
-        g.cancelled = !on_spans(spans);
-    }
-    g.end = turn.end();
-    g.completion_tokens = turn.n_tokens();
-    return g;
-}
 
 void Server::handle_generate(const httplib::Request& req, httplib::Response& res, bool chat) {
     const auto t0 = Clock::now();
@@ -258,52 +158,47 @@ void Server::handle_generate(const httplib::Request& req, httplib::Response& res
         text = r.prompt;
     }
     // Chat text carries the template's special tokens; a plain prompt gets BOS as the file asks.
-    auto prompt = std::make_shared<std::vector<int32_t>>(
-        chat ? tokenizer_.encode(text, false, true) : tokenizer_.encode(text, true, false));
-    if (prompt->empty())
+    std::vector<int32_t> prompt =
+        chat ? tokenizer_.encode(text, false, true) : tokenizer_.encode(text, true, false);
+    if (prompt.empty())
         return reply_error(res, {.message = "the prompt is empty", .param = "prompt"});
-    if (static_cast<int64_t>(prompt->size()) > limits_.max_prompt_tokens) {
+    if (static_cast<int64_t>(prompt.size()) > limits_.max_prompt_tokens) {
         return reply_error(res, {.message = fmt::format("the prompt is {} tokens, the limit is {}",
-                                                        prompt->size(), limits_.max_prompt_tokens),
+                                                        prompt.size(), limits_.max_prompt_tokens),
                                  .param = chat ? "messages" : "prompt",
                                  .code = "context_length_exceeded"});
     }
-    const int slot = pool_.acquire(*prompt, limits_.max_queued, metrics_);
-    if (slot < 0) {
+    auto job = std::make_shared<Job>(std::move(r), std::move(prompt), t0);
+    if (!scheduler_.submit(job)) {
         return reply_error(res, {.status = 429,
                                  .type = "rate_limit_error",
                                  .message = "too many requests are waiting; retry later",
                                  .code = "queue_full"});
     }
-    // The slot goes back when the last owner of this guard (handler or stream provider) ends.
-    auto guard = std::shared_ptr<void>(nullptr, [this, slot](void*) { pool_.release(slot); });
+    // The generation is cancelled when the last owner of this guard (handler or stream provider)
+    // ends before it did: a client gone before its stream began.
+    auto guard = std::shared_ptr<void>(nullptr, [job](void*) { job->cancel(); });
 
     const std::string id =
         fmt::format("{}-{}", chat ? "chatcmpl" : "cmpl", next_id_.fetch_add(1) + 1);
     const int64_t created = static_cast<int64_t>(std::time(nullptr));
-    auto finish_metrics = [this, t0](const Generated& g) {
-        ++metrics_.completions;
-        if (g.cancelled) ++metrics_.cancelled;
-        metrics_.latency_us_sum +=
-            std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
-    };
     auto usage = [](const Generated& g) {
         return json{{"prompt_tokens", g.prompt_tokens},
                     {"completion_tokens", g.completion_tokens},
                     {"total_tokens", g.prompt_tokens + g.completion_tokens}};
     };
 
-    if (!r.stream) {
-        ++metrics_.active;
-        Generated g;
-        try {
-            g = generate(slot, r, *prompt, t0, [](const std::vector<chat::Span>&) { return true; });
-        } catch (...) {
-            --metrics_.active;
-            throw;
+    if (!job->request().stream) {
+        // Nothing is written before the answer, so a client that goes away is seen on its socket.
+        const int fd = connection_fd(req);
+        std::vector<chat::Span> spans;
+        while (!job->wait(spans, kPoll)) {
+            spans.clear();
+            if (fd >= 0 && !job->cancelled() && peer_closed(fd)) job->cancel();
         }
-        --metrics_.active;
-        finish_metrics(g);
+        const Generated& g = job->result();
+        if (!g.error.empty()) throw Error(g.error);
+        if (g.cancelled) return;  // no one to answer
         json choice = {{"index", 0}, {"finish_reason", finish_reason(g.end)}};
         if (chat) {
             json msg = {{"role", "assistant"}, {"content", g.content}};
@@ -323,10 +218,8 @@ void Server::handle_generate(const httplib::Request& req, httplib::Response& res
         return;
     }
 
-    auto req_copy = std::make_shared<GenRequest>(std::move(r));
     res.set_header("Cache-Control", "no-cache");
-    res.set_chunked_content_provider("text/event-stream", [this, guard, slot, req_copy, prompt, id,
-                                                           created, chat, t0, finish_metrics,
+    res.set_chunked_content_provider("text/event-stream", [this, guard, job, id, created, chat,
                                                            usage](size_t, httplib::DataSink& sink) {
         auto send = [&](const json& chunk) {
             const std::string line = "data: " + dump(chunk) + "\n\n";
@@ -339,42 +232,43 @@ void Server::handle_generate(const httplib::Request& req, httplib::Response& res
                         {"model", model_name_},
                         {"choices", json::array({std::move(choice)})}};
         };
+        // A write that fails means the client is gone: its generation stops at the next step.
+        auto gone = [&] {
+            job->cancel();
+            return false;
+        };
         if (chat && !send(chunk({{"index", 0},
                                  {"delta", {{"role", "assistant"}, {"content", ""}}},
                                  {"finish_reason", nullptr}})))
-            return false;
-        ++metrics_.active;
-        Generated g;
-        try {
-            g = generate(slot, *req_copy, *prompt, t0, [&](const std::vector<chat::Span>& spans) {
-                for (const chat::Span& s : spans) {
-                    if (s.text.empty()) continue;
-                    json choice = {{"index", 0}, {"finish_reason", nullptr}};
-                    if (!chat) {
-                        choice["text"] = s.text;
-                    } else if (s.channel == chat::Channel::kReasoning) {
-                        choice["delta"] = {{"reasoning_content", s.text}};
-                    } else {
-                        choice["delta"] = {{"content", s.text}};
-                    }
-                    if (!send(chunk(std::move(choice)))) return false;
+            return gone();
+        std::vector<chat::Span> spans;
+        for (bool over = false; !over;) {
+            spans.clear();
+            over = job->wait(spans, kPoll);
+            for (const chat::Span& s : spans) {
+                if (s.text.empty()) continue;
+                json choice = {{"index", 0}, {"finish_reason", nullptr}};
+                if (!chat) {
+                    choice["text"] = s.text;
+                } else if (s.channel == chat::Channel::kReasoning) {
+                    choice["delta"] = {{"reasoning_content", s.text}};
+                } else {
+                    choice["delta"] = {{"content", s.text}};
                 }
-                return sink.is_writable();
-            });
-        } catch (...) {
-            --metrics_.active;
-            throw;
+                if (!send(chunk(std::move(choice)))) return gone();
+            }
+            if (!sink.is_writable()) return gone();
         }
-        --metrics_.active;
-        finish_metrics(g);
-        if (g.cancelled) return false;
+        const Generated& g = job->result();
+        // A failed generation ends the stream without [DONE]: the client sees it cut short.
+        if (g.cancelled || !g.error.empty()) return false;
         json last = {{"index", 0}, {"finish_reason", finish_reason(g.end)}};
         if (chat)
             last["delta"] = json::object();
         else
             last["text"] = "";
         if (!send(chunk(last))) return false;
-        if (req_copy->include_usage) {
+        if (job->request().include_usage) {
             json u = chunk(json());
             u["choices"] = json::array();
             u["usage"] = usage(g);
@@ -391,35 +285,55 @@ std::string Server::metrics_text() const {
     const double lat = static_cast<double>(metrics_.latency_us_sum.load()) * 1e-6;
     const double ttft = static_cast<double>(metrics_.ttft_us_sum.load()) * 1e-6;
     return fmt::format(
-        "# HELP strata_requests_total HTTP requests received.\n"
-        "# TYPE strata_requests_total counter\nstrata_requests_total {}\n"
-        "# HELP strata_requests_rejected_total Requests answered with a 4xx error.\n"
-        "# TYPE strata_requests_rejected_total counter\nstrata_requests_rejected_total {}\n"
-        "# HELP strata_completions_total Generations finished (cancelled included).\n"
-        "# TYPE strata_completions_total counter\nstrata_completions_total {}\n"
-        "# HELP strata_cancelled_total Generations stopped because the client went away.\n"
-        "# TYPE strata_cancelled_total counter\nstrata_cancelled_total {}\n"
-        "# HELP strata_prompt_tokens_total Prompt tokens of generations.\n"
-        "# TYPE strata_prompt_tokens_total counter\nstrata_prompt_tokens_total {}\n"
-        "# HELP strata_generated_tokens_total Tokens sampled.\n"
-        "# TYPE strata_generated_tokens_total counter\nstrata_generated_tokens_total {}\n"
-        "# HELP strata_queue_depth Requests waiting for a slot.\n"
-        "# TYPE strata_queue_depth gauge\nstrata_queue_depth {}\n"
-        "# HELP strata_active_requests Requests generating.\n"
-        "# TYPE strata_active_requests gauge\nstrata_active_requests {}\n"
-        "# HELP strata_slots Sessions (--parallel).\n"
-        "# TYPE strata_slots gauge\nstrata_slots {}\n"
-        "# HELP strata_request_latency_seconds Time from request to last token.\n"
-        "# TYPE strata_request_latency_seconds summary\n"
-        "strata_request_latency_seconds_sum {:.6f}\nstrata_request_latency_seconds_count {}\n"
-        "# HELP strata_time_to_first_token_seconds Time from request to first token.\n"
-        "# TYPE strata_time_to_first_token_seconds summary\n"
-        "strata_time_to_first_token_seconds_sum {:.6f}\n"
-        "strata_time_to_first_token_seconds_count {}\n",
-        metrics_.requests.load(), metrics_.rejected.load(), metrics_.completions.load(),
-        metrics_.cancelled.load(), metrics_.prompt_tokens.load(), metrics_.generated_tokens.load(),
-        metrics_.queued.load(), metrics_.active.load(), options_.parallel, lat,
-        metrics_.completions.load(), ttft, metrics_.completions.load());
+               "# HELP strata_requests_total HTTP requests received.\n"
+               "# TYPE strata_requests_total counter\nstrata_requests_total {}\n"
+               "# HELP strata_requests_rejected_total Requests answered with a 4xx error.\n"
+               "# TYPE strata_requests_rejected_total counter\nstrata_requests_rejected_total {}\n"
+               "# HELP strata_completions_total Generations finished (cancelled included).\n"
+               "# TYPE strata_completions_total counter\nstrata_completions_total {}\n"
+               "# HELP strata_cancelled_total Generations stopped because the client went away.\n"
+               "# TYPE strata_cancelled_total counter\nstrata_cancelled_total {}\n"
+               "# HELP strata_prompt_tokens_total Prompt tokens of generations.\n"
+               "# TYPE strata_prompt_tokens_total counter\nstrata_prompt_tokens_total {}\n"
+               "# HELP strata_generated_tokens_total Tokens sampled.\n"
+               "# TYPE strata_generated_tokens_total counter\nstrata_generated_tokens_total {}\n"
+               "# HELP strata_queue_depth Requests waiting for a slot.\n"
+               "# TYPE strata_queue_depth gauge\nstrata_queue_depth {}\n"
+               "# HELP strata_active_requests Requests holding a slot (prefilling or decoding).\n"
+               "# TYPE strata_active_requests gauge\nstrata_active_requests {}\n"
+               "# HELP strata_slots Sequences decoded together at most (--parallel).\n"
+               "# TYPE strata_slots gauge\nstrata_slots {}\n"
+               "# HELP strata_request_latency_seconds Time from request to last token.\n"
+               "# TYPE strata_request_latency_seconds summary\n"
+               "strata_request_latency_seconds_sum {:.6f}\nstrata_request_latency_seconds_count "
+               "{}\n"
+               "# HELP strata_time_to_first_token_seconds Time from request to first token.\n"
+               "# TYPE strata_time_to_first_token_seconds summary\n"
+               "strata_time_to_first_token_seconds_sum {:.6f}\n"
+               "strata_time_to_first_token_seconds_count {}\n",
+               metrics_.requests.load(), metrics_.rejected.load(), metrics_.completions.load(),
+               metrics_.cancelled.load(), metrics_.prompt_tokens.load(),
+               metrics_.generated_tokens.load(), metrics_.queued.load(), metrics_.active.load(),
+               options_.parallel, lat, metrics_.completions.load(), ttft,
+               metrics_.completions.load()) +
+           batch_rows_text();
+}
+
+std::string Server::batch_rows_text() const {
+    std::string out =
+        "# HELP strata_batch_rows Sequences in each batched decode step.\n"
+        "# TYPE strata_batch_rows histogram\n";
+    int64_t cumulative = 0;
+    for (size_t b = 0; b < metrics_.batch_steps.size(); ++b) {
+        cumulative += metrics_.batch_steps[b].load();
+        const std::string le = b < Metrics::kBatchBuckets.size()
+                                   ? std::to_string(Metrics::kBatchBuckets[b])
+                                   : std::string("+Inf");
+        out += fmt::format("strata_batch_rows_bucket{{le=\"{}\"}} {}\n", le, cumulative);
+    }
+    out += fmt::format("strata_batch_rows_sum {}\nstrata_batch_rows_count {}\n",
+                       metrics_.batch_rows_sum.load(), metrics_.batch_count.load());
+    return out;
 }
 
 void Server::routes() {
@@ -536,9 +450,11 @@ void Server::run() {
     });
     std::fprintf(stderr, "serve: %s on http://%s:%d (%d slot%s, context %lld)\n",
                  model_name_.c_str(), options_.host.c_str(), port, options_.parallel,
-                 options_.parallel == 1 ? "" : "s", static_cast<long long>(pool_.n_ctx()));
+                 options_.parallel == 1 ? "" : "s", static_cast<long long>(scheduler_.n_ctx()));
     std::fflush(stderr);
     const bool ok = http_.listen_after_bind();
+    // Every handler has returned: what the scheduler still holds has no one waiting for it.
+    scheduler_.stop();
     over = true;
     watcher.join();
     if (!ok) fail("the server on {}:{} stopped on an error", options_.host, port);

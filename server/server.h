@@ -1,9 +1,14 @@
 // `strata serve`: an OpenAI-compatible HTTP server (cpp-httplib) over one model.
 //
-// --parallel N Sessions, each with its own KV cache, serve N requests at once; the forward pass
-// is NOT shared between them (no continuous batching yet). A request waits for a free slot, at
-// most Limits::max_queued of them wait (429 beyond). The slot chosen is the free one whose cache
-// shares the longest prefix with the prompt, so a conversation's next turn reuses its prefill.
+// Continuous batching (server/scheduler.h): --parallel N slots, each a Session with its own KV
+// cache, all on one Engine (one forward pass and, under --ram-budget, one expert cache). One
+// scheduler thread runs every generation: each step it admits waiting requests into free slots,
+// prefills their prompts a chunk at a time, and decodes one token of every live request in one
+// batched pass; HTTP handler threads only parse, queue, and pass the text on as it comes. At most
+// Limits::max_queued requests wait beyond the free slots (429 beyond). The slot chosen is the
+// free one whose cache shares the longest prefix with the prompt, so a conversation's next turn
+// reuses its prefill. A client that goes away (a failed write when streaming, a closed socket
+// otherwise) has its generation stopped and its slot freed at the next step.
 #pragma once
 
 #include <cstdint>
@@ -19,7 +24,7 @@ struct ServeOptions {
     std::string host = "127.0.0.1";
     int port = 8080;
     std::string api_key;  // empty: no authentication
-    int parallel = 1;     // slots (Sessions)
+    int parallel = 1;     // slots: sequences decoded together
     SessionOptions session;
     Limits limits;
     int read_timeout_s = 30;   // a client that sends nothing this long is dropped

@@ -29,7 +29,8 @@ void add_serve(CLI::App& app) {
     cmd->add_option("--api-key", opts->api_key,
                     "Require 'Authorization: Bearer KEY' on every request but /health");
     cmd->add_option("--parallel", opts->parallel,
-                    "Requests served at once, each with its own KV cache (default 1)")
+                    "Requests served at once, their decode steps batched into one forward pass; "
+                    "each has a KV cache of its own (default 1)")
         ->check(CLI::Range(1, 256));
     cmd->add_option("--max-body", opts->limits.max_body_bytes,
                     "Largest request body in bytes (default 1 MiB)");
@@ -46,7 +47,7 @@ void add_serve(CLI::App& app) {
                     "(default 30)")
         ->check(CLI::Range(1, 3600));
     add_session_options(cmd, opts->session);
-    cmd->add_option("-t", opts->session.n_threads, "Threads per request (as --threads)");
+    cmd->add_option("-t", opts->session.n_threads, "Threads of the forward pass (as --threads)");
     cmd->callback([opts] {
         opts->write_timeout_s = opts->read_timeout_s;
         use_default_model(opts->model_path);

@@ -154,8 +154,8 @@ await test('bad requests are 4xx in OpenAI format and the server keeps serving',
   assert.equal(ok.usage.completion_tokens, 2);
 });
 
-async function metric(name) {
-  const text = await (await fetch(`${base}/metrics`, { headers: { Authorization: `Bearer ${KEY}` } })).text();
+async function metric(name, at = base) {
+  const text = await (await fetch(`${at}/metrics`, { headers: { Authorization: `Bearer ${KEY}` } })).text();
   const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
   assert.ok(m, `no ${name} in /metrics`);
   return Number(m[1]);
@@ -171,6 +171,27 @@ await test('a client that disconnects cancels its generation and frees its slot'
   // The client may end the iteration quietly or throw an abort error: either way it is gone.
   try { for await (const _ of stream) { if (++n === 3) ac.abort(); } } catch (e) { /* aborted */ }
   assert.ok(n >= 3);
+  let cancelled = before;
+  for (let i = 0; i < 100 && cancelled === before; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    cancelled = await metric('strata_cancelled_total');
+  }
+  assert.equal(cancelled, before + 1);
+  assert.ok(await metric('strata_generated_tokens_total') - generatedBefore < 4000);
+  assert.equal(await metric('strata_active_requests'), 0);
+});
+
+await test('a non-streaming client that disconnects cancels its generation too', async () => {
+  const before = await metric('strata_cancelled_total');
+  const generatedBefore = await metric('strata_generated_tokens_total');
+  const ac = new AbortController();
+  const live = client.chat.completions.create({ model: 'tiny', messages: msgs, max_tokens: 4000,
+    ignore_eos: true }, { signal: ac.signal });
+  // Abort once the generation is under way.
+  for (let i = 0; i < 100 && await metric('strata_generated_tokens_total') === generatedBefore; i++)
+    await new Promise((r) => setTimeout(r, 10));
+  ac.abort();
+  await assert.rejects(live);
   let cancelled = before;
   for (let i = 0; i < 100 && cancelled === before; i++) {
     await new Promise((r) => setTimeout(r, 50));
@@ -204,8 +225,10 @@ await test('SIGTERM finishes a live request, then the server exits', async () =>
 server.kill('SIGKILL');
 
 // The shipped default model (no -m): a trained reasoner, so the split is checked on real text —
-// its digit-by-digit working in reasoning_content, the answer alone in content.
-const tiny = await startServer(['serve', '-t', '1']);
+// its digit-by-digit working in reasoning_content, the answer alone in content. 16 slots: its
+// requests are decoded together (continuous batching).
+const tiny = await startServer(['serve', '-t', '1', '--parallel', '16']);
+const tinyMetric = (name) => metric(name, `http://127.0.0.1:${tiny.port}`);
 const tinyClient = new OpenAI({ apiKey: 'none', baseURL: `http://127.0.0.1:${tiny.port}/v1`,
   maxRetries: 0, timeout: 60000 });
 await test('the default model reasons apart from its answer, whole and streamed', async () => {
@@ -223,6 +246,33 @@ await test('the default model reasons apart from its answer, whole and streamed'
   }
   assert.equal(content, m.content);
   assert.equal(reasoning, m.reasoning_content);
+});
+await test('16 concurrent streaming chats give the texts of 16 sequential ones (batched decode)', async () => {
+  const req = (i) => ({ model: 'strata-tiny-r1', temperature: 0, max_tokens: 48, ignore_eos: true,
+    messages: [{ role: 'user', content: `What is ${101 + 37 * i}+${250 + 59 * i}?` }] });
+  const seq = [];
+  for (let i = 0; i < 16; i++) {
+    const m = (await tinyClient.chat.completions.create(req(i))).choices[0].message;
+    seq.push({ reasoning: m.reasoning_content, content: m.content });
+  }
+  const stepsBefore = await tinyMetric('strata_batch_rows_count');
+  const rowsBefore = await tinyMetric('strata_batch_rows_sum');
+  const streamed = async (i) => {
+    let reasoning = '', content = '', finish = null;
+    for await (const chunk of await tinyClient.chat.completions.create({ ...req(i), stream: true })) {
+      reasoning += chunk.choices[0]?.delta?.reasoning_content ?? '';
+      content += chunk.choices[0]?.delta?.content ?? '';
+      finish = chunk.choices[0]?.finish_reason ?? finish;
+    }
+    assert.equal(finish, 'length');
+    return { reasoning, content };
+  };
+  const par = await Promise.all(Array.from({ length: 16 }, (_, i) => streamed(i)));
+  par.forEach((p, i) => assert.deepEqual(p, seq[i], `stream ${i}`));
+  // 16 × 48 tokens went through fewer steps than one per token: the decodes were batched.
+  const steps = await tinyMetric('strata_batch_rows_count') - stepsBefore;
+  const rows = await tinyMetric('strata_batch_rows_sum') - rowsBefore;
+  assert.ok(rows >= 16 * 47 && steps < rows / 4, `${rows} rows in ${steps} steps`);
 });
 tiny.proc.kill('SIGKILL');
 rmSync(dir, { recursive: true, force: true });
