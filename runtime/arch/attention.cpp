@@ -21,6 +21,19 @@ std::vector<float>& probs_scratch() {
     return p;
 }
 
+// attend_decode's job lists, kept between calls like probs_scratch.
+struct DecodeScratch {
+    struct Chunk {
+        int64_t t, g, first;  // query, KV group, first position or value row
+    };
+    std::vector<int64_t> at;
+    std::vector<Chunk> score_jobs, sum_jobs;
+};
+DecodeScratch& decode_scratch() {
+    thread_local DecodeScratch s;
+    return s;
+}
+
 // out[c] = simd::dot_f32_vec_prefix(x, y[c], n, n_total) for c < n_y.
 using RowsFn = void (*)(const float* x, const float* const* y, int n_y, int64_t n, int64_t n_total,
                         float* out);
@@ -78,6 +91,77 @@ int64_t kv_view_length(int64_t n_used) {
     return std::max<int64_t>(kPad, (n_used + kPad - 1) / kPad * kPad);
 }
 
+void attend_decode(const AttentionShape& s, std::span<const DecodeRow> rows, int64_t layer,
+                   const float* q, int64_t q_stride, float* out, int64_t out_stride) {
+    // Every head of a KV group reads the same key and value rows, so the rows are the outer loop
+    // and the heads the inner one (MLA: all heads share one latent, read once instead of once
+    // per head). Three jobs over all queries: scores by (query, group, position chunk), softmax
+    // by (query, head), weighted sums by (query, group, value-row chunk).
+    constexpr int64_t kPositions = 64, kRows = 16;
+    const int64_t group = s.n_head / s.n_head_kv;
+    const auto n = static_cast<int64_t>(rows.size());
+    // The caller's scratch, bound here: the workers below must see this thread's vectors.
+    DecodeScratch& scratch = decode_scratch();
+    std::vector<int64_t>& at = scratch.at;  // (n + 1) where each query's probabilities begin
+    std::vector<DecodeScratch::Chunk>& score_jobs = scratch.score_jobs;
+    std::vector<DecodeScratch::Chunk>& sum_jobs = scratch.sum_jobs;
+    at.assign(static_cast<size_t>(n + 1), 0);
+    score_jobs.clear();
+    sum_jobs.clear();
+    int64_t work = 0;
+    for (int64_t t = 0; t < n; ++t) {
+        const int64_t n_valid = rows[static_cast<size_t>(t)].pos + 1;
+        at[static_cast<size_t>(t + 1)] = at[static_cast<size_t>(t)] + s.n_head * n_valid;
+        work += s.n_head * n_valid * (s.k_dim + s.v_dim);
+        for (int64_t g = 0; g < s.n_head_kv; ++g) {
+            for (int64_t j0 = 0; j0 < n_valid; j0 += kPositions) score_jobs.push_back({t, g, j0});
+            for (int64_t i0 = 0; i0 < s.v_dim; i0 += kRows) sum_jobs.push_back({t, g, i0});
+        }
+    }
+    std::vector<float>& p = probs_scratch();  // per query (n_head, n_valid)
+    if (p.size() < static_cast<size_t>(at.back())) p.resize(static_cast<size_t>(at.back()));
+    simd::parallel_for(static_cast<int64_t>(score_jobs.size()), work, [&](int64_t job) {
+        const DecodeScratch::Chunk& c = score_jobs[static_cast<size_t>(job)];
+        const DecodeRow& row = rows[static_cast<size_t>(c.t)];
+        const int64_t n_valid = row.pos + 1, j1 = std::min(n_valid, c.first + kPositions);
+        float* pt = p.data() + at[static_cast<size_t>(c.t)];
+        const float* qt = q + c.t * q_stride;
+        thread_local std::vector<const float*> ks, qs;
+        ks.resize(static_cast<size_t>(j1 - c.first));
+        qs.resize(static_cast<size_t>(group));
+        for (int64_t j = c.first; j < j1; ++j)
+            ks[static_cast<size_t>(j - c.first)] = row.cache->k(layer, j) + c.g * s.k_dim;
+        for (int64_t k = 0; k < group; ++k)
+            qs[static_cast<size_t>(k)] = qt + (c.g * group + k) * s.k_dim;
+        all_products(ks, qs, s.k_dim, s.k_dim, [&](int64_t r, int64_t k, float v) {
+            pt[static_cast<size_t>((c.g * group + k) * n_valid + c.first + r)] = v * s.scale;
+        });
+    });
+    simd::parallel_for(n * s.n_head, work, [&](int64_t job) {
+        const int64_t t = job / s.n_head, h = job % s.n_head;
+        const int64_t n_valid = rows[static_cast<size_t>(t)].pos + 1;
+        ops::softmax_masked(p.data() + at[static_cast<size_t>(t)] + h * n_valid, n_valid,
+                            kv_view_length(n_valid));
+    });
+    simd::parallel_for(static_cast<int64_t>(sum_jobs.size()), work, [&](int64_t job) {
+        const DecodeScratch::Chunk& c = sum_jobs[static_cast<size_t>(job)];
+        const DecodeRow& row = rows[static_cast<size_t>(c.t)];
+        const int64_t n_valid = row.pos + 1, i1 = std::min(s.v_dim, c.first + kRows);
+        const float* pt = p.data() + at[static_cast<size_t>(c.t)];
+        float* ot = out + c.t * out_stride;
+        thread_local std::vector<const float*> vs, ps;
+        vs.resize(static_cast<size_t>(i1 - c.first));
+        ps.resize(static_cast<size_t>(group));
+        for (int64_t i = c.first; i < i1; ++i)
+            vs[static_cast<size_t>(i - c.first)] = row.cache->v_col(layer, c.g * s.v_dim + i);
+        for (int64_t k = 0; k < group; ++k)
+            ps[static_cast<size_t>(k)] = pt + (c.g * group + k) * n_valid;
+        all_products(vs, ps, n_valid, kv_view_length(n_valid), [&](int64_t r, int64_t k, float v) {
+            ot[(c.g * group + k) * s.v_dim + c.first + r] = v;
+        });
+    });
+}
+
 void attend(const AttentionShape& s, const KvCache& cache, int64_t layer, int64_t pos0, int64_t n,
             const float* q, int64_t q_stride, float* out, int64_t out_stride) {
     const int64_t group = s.n_head / s.n_head_kv;
@@ -109,52 +193,14 @@ void attend(const AttentionShape& s, const KvCache& cache, int64_t layer, int64_
     };
 
     if (n == 1) {
-        // One query (decoding): every head of a KV group reads the same key and value rows, so
-        // the rows are the outer loop and the heads the inner one (MLA: all heads share one
-        // latent, read once instead of once per head). Three jobs: scores by position chunks,
-        // softmax by head, weighted sums by value-row chunks; each product is the one above.
-        constexpr int64_t kPositions = 64, kRows = 16;
-        const int64_t n_valid = pos0 + 1;
-        std::vector<float>& p = probs_scratch();  // (n_head, n_valid)
-        if (p.size() < static_cast<size_t>(s.n_head * n_valid))
-            p.resize(static_cast<size_t>(s.n_head * n_valid));
-        const int64_t pos_chunks = (n_valid + kPositions - 1) / kPositions;
-        simd::parallel_for(
-            s.n_head_kv * pos_chunks, s.n_head * n_valid * s.k_dim, [&](int64_t job) {
-                const int64_t g = job / pos_chunks, j0 = job % pos_chunks * kPositions;
-                const int64_t j1 = std::min(n_valid, j0 + kPositions);
-                thread_local std::vector<const float*> ks, qs;
-                ks.resize(static_cast<size_t>(j1 - j0));
-                qs.resize(static_cast<size_t>(group));
-                for (int64_t j = j0; j < j1; ++j)
-                    ks[static_cast<size_t>(j - j0)] = cache.k(layer, j) + g * s.k_dim;
-                for (int64_t c = 0; c < group; ++c)
-                    qs[static_cast<size_t>(c)] = q + (g * group + c) * s.k_dim;
-                all_products(ks, qs, s.k_dim, s.k_dim, [&](int64_t r, int64_t c, float v) {
-                    p[static_cast<size_t>((g * group + c) * n_valid + j0 + r)] = v * s.scale;
-                });
-            });
-        simd::parallel_for(s.n_head, s.n_head * n_kv * 16, [&](int64_t h) {
-            float* ph = p.data() + h * n_valid;
-            ops::softmax_masked(ph, n_valid, n_kv);
-            if (tap_enabled()) std::copy(ph, ph + n_valid, tap_probs.begin() + h * n_kv);
-        });
-        const int64_t row_chunks = (s.v_dim + kRows - 1) / kRows;
-        simd::parallel_for(
-            s.n_head_kv * row_chunks, s.n_head * n_valid * s.v_dim, [&](int64_t job) {
-                const int64_t g = job / row_chunks, i0 = job % row_chunks * kRows;
-                const int64_t i1 = std::min(s.v_dim, i0 + kRows);
-                thread_local std::vector<const float*> vs, ps;
-                vs.resize(static_cast<size_t>(i1 - i0));
-                ps.resize(static_cast<size_t>(group));
-                for (int64_t i = i0; i < i1; ++i)
-                    vs[static_cast<size_t>(i - i0)] = cache.v_col(layer, g * s.v_dim + i);
-                for (int64_t c = 0; c < group; ++c)
-                    ps[static_cast<size_t>(c)] = p.data() + (g * group + c) * n_valid;
-                all_products(vs, ps, n_valid, n_kv, [&](int64_t r, int64_t c, float v) {
-                    out[(g * group + c) * s.v_dim + i0 + r] = v;
-                });
-            });
+        const DecodeRow row{&cache, pos0};
+        attend_decode(s, {&row, 1}, layer, q, q_stride, out, out_stride);
+        if (tap_enabled()) {
+            const std::vector<float>& p = probs_scratch();
+            for (int64_t h = 0; h < s.n_head; ++h)
+                std::copy(p.begin() + h * n_used, p.begin() + (h + 1) * n_used,
+                          tap_probs.begin() + h * n_kv);
+        }
         tap("kq_soft_max", layer, tap_probs.data(), static_cast<int64_t>(tap_probs.size()));
         return;
     }

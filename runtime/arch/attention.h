@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "runtime/kv_cache.h"
@@ -34,5 +35,16 @@ int64_t kv_view_length(int64_t n_used);
 // ggml_vec_dot_f32 otherwise; masked terms are zeros).
 void attend(const AttentionShape& s, const KvCache& cache, int64_t layer, int64_t pos0, int64_t n,
             const float* q, int64_t q_stride, float* out, int64_t out_stride);
+
+// One query of each of several sequences (Forward::run_batch): query t at position rows[t].pos
+// of its own cache, q head h at q + t·q_stride + h·k_dim, out head h at out + t·out_stride +
+// h·v_dim. Each query's result is bit for bit attend() of that query alone (n = 1); all queries
+// share three jobs of the pass's team instead of three each.
+struct DecodeRow {
+    const KvCache* cache = nullptr;
+    int64_t pos = 0;
+};
+void attend_decode(const AttentionShape& s, std::span<const DecodeRow> rows, int64_t layer,
+                   const float* q, int64_t q_stride, float* out, int64_t out_stride);
 
 }  // namespace strata::arch

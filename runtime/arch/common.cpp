@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "runtime/arch/attention.h"
 #include "runtime/arch/products.h"
 #include "runtime/arch/tap.h"
 #include "runtime/error.h"
@@ -105,6 +106,25 @@ ops::RopeParams rope_params(const Model& model, ops::RopeLayout layout) {
     p.n_ctx_orig = hp.rope_orig_ctx > 0 ? hp.rope_orig_ctx : hp.n_ctx_train;
     if (model.rope_freqs) p.freq_factors = f32_copy(model.rope_freqs);
     return p;
+}
+
+void attend_segments(const AttentionShape& shape, std::span<const Segment> segments, int64_t layer,
+                     const float* q, int64_t q_stride, float* out, int64_t out_stride) {
+    bool single = true;  // one row each, consecutive
+    for (size_t i = 0; i < segments.size(); ++i)
+        single = single && segments[i].n == 1 &&
+                 segments[i].row0 == segments.front().row0 + static_cast<int64_t>(i);
+    if (single && segments.size() > 1) {
+        thread_local std::vector<DecodeRow> rows;
+        rows.clear();
+        for (const Segment& s : segments) rows.push_back({s.cache, s.pos0});
+        attend_decode(shape, rows, layer, q + segments.front().row0 * q_stride, q_stride,
+                      out + segments.front().row0 * out_stride, out_stride);
+        return;
+    }
+    for (const Segment& s : segments)
+        attend(shape, *s.cache, layer, s.pos0, s.n, q + s.row0 * q_stride, q_stride,
+               out + s.row0 * out_stride, out_stride);
 }
 
 std::vector<float> rope_tables(const ops::RopeParams& p, std::span<const Segment> segments) {

@@ -50,6 +50,12 @@ struct Segment {
     int64_t n = 0;
 };
 
+// attend() of every segment's rows over its own cache (query rows at q + row·q_stride, output
+// rows at out + row·out_stride); segments of one row each (run_batch) go as one attend_decode.
+struct AttentionShape;
+void attend_segments(const AttentionShape& shape, std::span<const Segment> segments, int64_t layer,
+                     const float* q, int64_t q_stride, float* out, int64_t out_stride);
+
 // Cos/sin tables of every row of the segments, in row order: (rows, n_rot).
 std::vector<float> rope_tables(const ops::RopeParams& p, std::span<const Segment> segments);
 

@@ -364,7 +364,10 @@ class DeepSeek2Forward final : public Forward {
         shape.v_dim = lat_w;
         shape.scale = kq_scale_;
         float* lat = grow(lat_, n * n_head * lat_w);
-        for (size_t k = 0; k < segs.size(); ++k) {
+        const bool all_absorbed =
+            std::find(decompress_.begin(), decompress_.end(), 1) == decompress_.end();
+        if (all_absorbed) attend_segments(shape, segs, il, qabs, n_head * row, lat, n_head * lat_w);
+        for (size_t k = 0; k < segs.size() && !all_absorbed; ++k) {
             const Segment& sg = segs[k];
             float* lat_rows = lat + sg.row0 * n_head * lat_w;
             if (decompress_[k]) {  // its heads come from attend_decompressed
@@ -569,9 +572,8 @@ class DeepSeek2Forward final : public Forward {
                 store_per_head(kvb + t * n_head * kvb_head, kv + t * row + lora, *sg.cache, il,
                                sg.pos0 + i);
             }
-            attend(per_head_shape(), *sg.cache, il, sg.pos0, sg.n, q + sg.row0 * q_dim, q_dim,
-                   heads + sg.row0 * v_dim, v_dim);
         }
+        attend_segments(per_head_shape(), segs, il, q, q_dim, heads, v_dim);
         tap("kqv_out", il, heads, n * v_dim);
         mm_.matmul(L.wo, heads, v_dim, n, out, n_embd, act_);
     }

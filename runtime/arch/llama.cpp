@@ -143,9 +143,7 @@ class GqaForward final : public Forward {
         shape.k_dim = hd;
         shape.v_dim = hd;
         shape.scale = 1.0f / std::sqrt(static_cast<float>(hd));
-        for (const Segment& sg : segs)
-            attend(shape, *sg.cache, il, sg.pos0, sg.n, q + sg.row0 * q_dim, q_dim,
-                   att + sg.row0 * q_dim, q_dim);
+        attend_segments(shape, segs, il, q, q_dim, att, q_dim);
         tap("kqv_out", il, att, n * q_dim);
         mm_.matmul(L.wo, att, q_dim, n, out, n_embd, act_);
     }

@@ -1,5 +1,5 @@
 // strata bench: prefill and decode speed of a model.
-//   strata bench -m MODEL [-p 512] [-n 128] [--depth N] [--threads N] [--seed S]
+//   strata bench -m MODEL [-p 512] [-n 128] [--depth N] [--threads N] [--seed S] [--parallel K]
 //                [--mla-legacy M] [--bandwidth GBPS] [--no-warmup] [--json]
 //                [--ram-budget SIZE|PCT [--cache-policy P] [--hot-profile F] [--save-profile F]]
 // After an untimed warm-up pass over the prompt (--no-warmup: none) and, with --depth, an untimed
@@ -16,6 +16,10 @@
 // were in flight), stall_ms_per_token (time the forward pass waited for reads) and
 // prefetch_accuracy (share of routed experts the next-layer guess named), and the prefill's
 // prefill_bytes_read.
+// --parallel K then decodes -n tokens in each of K sequences at once (each after its own -p random
+// prompt, untimed), one pass per step for all of them as `strata serve` batches its requests
+// (Forward::run_batch), and reports the aggregate decode tokens/s and its ratio to one sequence's
+// (parallel_decode_tps, parallel_ratio), as llama-batched-bench measures llama.cpp.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -27,6 +31,7 @@
 #include "runtime/cli/commands.h"
 #include "runtime/cli/default_model.h"
 #include "runtime/cli/infer_args.h"
+#include "runtime/engine.h"
 #include "runtime/error.h"
 #include "runtime/progress.h"
 #include "simd/probe.h"
@@ -41,6 +46,7 @@ struct BenchOptions {
     int64_t depth = 0;       // cached positions before the timed prefill
     double bandwidth = 0.0;  // GB/s of memory reads; 0: unknown
     int threads = 0;
+    int64_t parallel = 1;  // sequences decoded together after the single-sequence run
     uint64_t seed = 1;
     bool json = false;
     bool warmup = true;
@@ -72,6 +78,8 @@ void run_bench(const BenchOptions& o) {
     if (o.n_prompt < 1) throw UsageError(fmt::format("-p is {}, expected at least 1", o.n_prompt));
     if (o.n_gen < 0) throw UsageError(fmt::format("-n is {}, expected 0 or more", o.n_gen));
     if (o.depth < 0) throw UsageError(fmt::format("--depth is {}, expected 0 or more", o.depth));
+    if (o.parallel < 1 || o.parallel > 4096)
+        throw UsageError(fmt::format("--parallel is {}, expected 1 to 4096", o.parallel));
     if (!(o.bandwidth >= 0.0))
         throw UsageError(fmt::format("--bandwidth is {}, expected GB/s above 0", o.bandwidth));
     const Model model = load_model(o.model);
@@ -134,6 +142,41 @@ void run_bench(const BenchOptions& o) {
     const double decode_s = std::chrono::duration<double>(t2 - t1).count();
     const double prefill_tps = prefill_s > 0 ? static_cast<double>(o.n_prompt) / prefill_s : 0.0;
     const double decode_tps = decode_s > 0 ? static_cast<double>(o.n_gen) / decode_s : 0.0;
+    // K sequences decoded together on one engine of their own.
+    double parallel_tps = 0.0;
+    if (o.parallel > 1) {
+        SessionOptions po = so;
+        po.n_ctx = o.n_prompt + o.n_gen;
+        auto engine = std::make_shared<Engine>(model, po, o.parallel);
+        std::vector<Session> seqs;
+        std::vector<Session*> ptrs;
+        std::vector<int32_t> next;
+        if (!o.json)
+            std::fprintf(stderr, "prefill of %lld sequences ...\n",
+                         static_cast<long long>(o.parallel));
+        for (int64_t k = 0; k < o.parallel; ++k) seqs.emplace_back(engine);
+        for (Session& s : seqs) {
+            for (int32_t& id : prompt) id = pick(rng);
+            const std::span<const float> l = s.decode(prompt);
+            next.push_back(static_cast<int32_t>(std::max_element(l.begin(), l.end()) - l.begin()));
+            ptrs.push_back(&s);
+        }
+        std::vector<float> rows;
+        const int64_t vocab = session.n_vocab();
+        Progress bar("decode", static_cast<uint64_t>(o.n_gen));
+        const auto p0 = Clock::now();
+        for (int64_t i = 0; i < o.n_gen; ++i) {
+            Session::decode_batch(ptrs, next, rows);
+            for (size_t k = 0; k < next.size(); ++k) {
+                const float* r = rows.data() + static_cast<int64_t>(k) * vocab;
+                next[k] = static_cast<int32_t>(std::max_element(r, r + vocab) - r);
+            }
+            bar.update(static_cast<uint64_t>(i + 1));
+        }
+        bar.finish();
+        const double s = std::chrono::duration<double>(Clock::now() - p0).count();
+        parallel_tps = s > 0 ? static_cast<double>(o.n_gen * o.parallel) / s : 0.0;
+    }
     const uint64_t rss = peak_rss_bytes();
     const double per_token = weight_bytes_per_token(model);
     // The machine's read bandwidth, given or probed now (after the peak RSS is taken: the probe's
@@ -170,6 +213,11 @@ void run_bench(const BenchOptions& o) {
             j["read_bandwidth_gbps"] = bandwidth;
             j["read_bandwidth_source"] = o.bandwidth > 0 ? "given" : "probe";
             j["bandwidth_fraction"] = fraction;
+        }
+        if (o.parallel > 1) {
+            j["parallel"] = o.parallel;
+            j["parallel_decode_tps"] = parallel_tps;
+            j["parallel_ratio"] = decode_tps > 0 ? parallel_tps / decode_tps : 0.0;
         }
         if (const GpuTier* gpu = session.gpu_tier()) {
             j["gpu_budget_bytes"] = so.gpu.budget;
@@ -212,6 +260,10 @@ void run_bench(const BenchOptions& o) {
                prefill_tps);
     fmt::print("decode    {} tokens in {:.3f} s: {:.2f} tokens/s{}\n", o.n_gen, decode_s,
                decode_tps, o.depth > 0 ? fmt::format(" after {} cached positions", o.depth) : "");
+    if (o.parallel > 1)
+        fmt::print(
+            "parallel  {} sequences decoding together: {:.2f} tokens/s in all, {:.2f}x one\n",
+            o.parallel, parallel_tps, decode_tps > 0 ? parallel_tps / decode_tps : 0.0);
     fmt::print("weights   {} read per decoded token\n",
                format_bytes(static_cast<uint64_t>(per_token)));
     if (bandwidth > 0)
@@ -254,6 +306,9 @@ void add_bench(CLI::App& app) {
         "Memory read bandwidth in GB/s, for decode as a fraction of its bound (default: "
         "probed after the run, as `strata info --probe`)");
     cmd->add_option("--threads", o.threads, "Threads (default: one per core)");
+    cmd->add_option("--parallel", o.parallel,
+                    "Then decode -n tokens in this many sequences at once, one pass per step")
+        ->capture_default_str();
     cmd->add_option("--seed", o.seed, "Seed of the random prompt")->capture_default_str();
     add_mla_legacy_option(cmd, o.mla_legacy);
     add_budget_options(cmd, o.budget);
