@@ -135,13 +135,25 @@ void dot_f32_vec_prefix_4x4(const float* const* x, const float* const* y, int64_
         for (int p = 0; p < 16; ++p)
             for (int l = 0; l < 16; ++l) part[a][p][l] = acc[p][l];
     }
-    for (int r = 0; r < 4; ++r) {
-        for (int c = 0; c < 4; ++c) {
-            const int p = r * 4 + c;
-            float v[16];
-            for (int l = 0; l < 16; ++l)
-                v[l] = (part[0][p][l] + part[2][p][l]) + (part[1][p][l] + part[3][p][l]);
-            out[p] = add_vec_remainder(x[r], y[c], whole, n, n_total, reduce_16(v));
+    for (int p = 0; p < 16; ++p) {
+        float v[16];
+        for (int l = 0; l < 16; ++l)
+            v[l] = (part[0][p][l] + part[2][p][l]) + (part[1][p][l] + part[3][p][l]);
+        out[p] = reduce_16(v);
+    }
+    // add_vec_remainder of the sixteen products side by side, product p in lane p: each lane
+    // takes the same steps in the same order as the scalar loop, so the bits are its bits.
+    const int64_t tail = fused_tail_start(whole, n_total);
+    for (int64_t k = whole; k < n; ++k) {
+        float xs[16], ys[16];
+        for (int p = 0; p < 16; ++p) {
+            xs[p] = x[p / 4][k];
+            ys[p] = y[p % 4][k];
+        }
+        if (k < tail) {
+            for (int p = 0; p < 16; ++p) out[p] += xs[p] * ys[p];
+        } else {
+            for (int p = 0; p < 16; ++p) out[p] = std::fma(xs[p], ys[p], out[p]);
         }
     }
 }
