@@ -64,6 +64,7 @@ def stream(i, out):
     """Streams request i; out[i] = (text, completion tokens, first token time, last token time)."""
     body = dict(request(i), stream=True, stream_options={"include_usage": True})
     r = post(body)
+    opened = time.perf_counter()
     text, first, last, n = ["", ""], None, None, 0
     for line in r:
         if not line.startswith(b"data: {"):
@@ -79,7 +80,9 @@ def stream(i, out):
                 last = now
                 text[0] += d.get("reasoning_content", "")
                 text[1] += d.get("content", "")
-    out[i] = (text[0] + "\x00" + text[1], n, first, last)
+    # A model whose tokens make no visible text (a synthesized one) streams no deltas: the
+    # response's span stands in for the first and last token's.
+    out[i] = (text[0] + "\x00" + text[1], n, first or opened, last or time.perf_counter())
 
 
 def run_whole(k):

@@ -164,6 +164,7 @@ void add_eval(CLI::App& app) {
     cmd->add_option("--batch", o.session.n_batch, "Tokens per forward pass (default: all)");
     cmd->add_option("--threads", o.session.n_threads, "Threads (default: one per core)");
     add_mla_legacy_option(cmd, o.session.mla_legacy);
+    add_budget_options(cmd, o.session);
     cmd->callback([] {
         use_default_model(o.model);
         run_eval(o);
