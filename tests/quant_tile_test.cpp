@@ -322,7 +322,8 @@ TEST(QuantTile, Avx512TilesSumInLlamaCppsAvx2Order) {
     const dispatch::KernelTable exact = dispatch::build_table(dispatch::features(), Isa::avx2);
     std::mt19937 rng(41);
     std::normal_distribution<float> normal(0.0f, 1.0f);
-    for (Type type : {Type::Q4_0, Type::Q8_0, Type::Q2_K, Type::Q4_K, Type::Q5_K, Type::Q6_K}) {
+    for (Type type :
+         {Type::Q4_0, Type::Q5_0, Type::Q8_0, Type::Q2_K, Type::Q4_K, Type::Q5_K, Type::Q6_K}) {
         ASSERT_NE(fast[type].tile, nullptr) << type_name(type);
         ASSERT_EQ(exact[type].vec_dot_isa, Isa::avx2) << type_name(type);
         const TypeTraits& t = traits(type);

@@ -44,6 +44,8 @@ void tile_q6_K(int64_t n, const void* w, size_t w_stride, int64_t n_w, const voi
                size_t a_stride, int64_t n_a, float* y, int64_t y_stride);
 void tile_q8_0(int64_t n, const void* w, size_t w_stride, int64_t n_w, const void* a,
                size_t a_stride, int64_t n_a, float* y, int64_t y_stride);
+void tile_q5_0(int64_t n, const void* w, size_t w_stride, int64_t n_w, const void* a,
+               size_t a_stride, int64_t n_a, float* y, int64_t y_stride);
 void tile_q4_0(int64_t n, const void* w, size_t w_stride, int64_t n_w, const void* a,
                size_t a_stride, int64_t n_a, float* y, int64_t y_stride);
 

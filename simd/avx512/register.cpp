@@ -22,6 +22,7 @@ void register_kernels(KernelTable& table) {
     // the bit-for-bit mode).
     table.set_tile(Type::Q4_0, Isa::avx512, quant::avx512::tile_q4_0);
     table.set_tile(Type::Q8_0, Isa::avx512, quant::avx512::tile_q8_0);
+    table.set_tile(Type::Q5_0, Isa::avx512, quant::avx512::tile_q5_0);
     table.set_tile(Type::Q2_K, Isa::avx512, quant::avx512::tile_q2_K);
     table.set_tile(Type::Q3_K, Isa::avx512, quant::avx512::tile_q3_K);
     table.set_tile(Type::Q4_K, Isa::avx512, quant::avx512::tile_q4_K);
