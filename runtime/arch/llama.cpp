@@ -8,6 +8,7 @@
 #include "runtime/arch/attention.h"
 #include "runtime/arch/common.h"
 #include "runtime/arch/products.h"
+#include "runtime/arch/segmented.h"
 #include "runtime/arch/tap.h"
 
 namespace strata::arch {
@@ -24,10 +25,13 @@ struct GqaLayer {
     Ffn ffn;
 };
 
-class GqaForward final : public Forward {
+class GqaForward final : public SegmentedForward {
   public:
     GqaForward(const Model& model, ops::RopeLayout layout)
-        : Forward(model.hparams().n_vocab), model_(model), hp_(model.hparams()), head_(model) {
+        : SegmentedForward(model.hparams().n_vocab),
+          model_(model),
+          hp_(model.hparams()),
+          head_(model) {
         rope_ = rope_params(model, layout);
         for (const LayerWeights& l : model.layers()) {
             GqaLayer g;
@@ -50,31 +54,9 @@ class GqaForward final : public Forward {
         return {hp_.n_layer, width, width};
     }
 
-    void run(std::span<const int32_t> tokens, int64_t pos0, KvCache& cache, bool all_logits,
-             float* logits) override {
-        const auto n = static_cast<int64_t>(tokens.size());
-        const Segment whole{&cache, pos0, 0, n};
-        pass(tokens, {&whole, 1}, output_rows(n, all_logits, logits != nullptr), logits);
-    }
-
-    void run_batch(std::span<const BatchRow> rows, float* logits) override {
-        segments_.clear();
-        batch_tokens_.clear();
-        for (const BatchRow& r : rows) {
-            segments_.push_back({r.cache, r.pos, static_cast<int64_t>(segments_.size()), 1});
-            batch_tokens_.push_back(r.token);
-        }
-        const RowsApart apart(mm_);
-        pass(batch_tokens_, segments_, static_cast<int64_t>(rows.size()), logits);
-    }
-
-    void use_device(const DeviceTier* tier) override { mm_.use_device(tier); }
-
   private:
-    // The rows of every segment (tokens in row order) through the layers; logits of the last
-    // n_out rows.
     void pass(std::span<const int32_t> tokens, std::span<const Segment> segs, int64_t n_out,
-              float* logits) {
+              float* logits) override {
         const auto n = static_cast<int64_t>(tokens.size());
         const int64_t n_embd = hp_.n_embd;
         float* x = grow(x_, n * n_embd);
@@ -169,9 +151,6 @@ class GqaForward final : public Forward {
     SharedInput in_;          // attention's normalised input, converted
     FfnScratch ffn_;
     simd::Activations act_;
-    Products mm_;  // where each product runs (the CPU, or a device's copy of its weights)
-    std::vector<Segment> segments_;      // run_batch: one per row
-    std::vector<int32_t> batch_tokens_;  // run_batch: the rows' tokens
 };
 
 }  // namespace
