@@ -28,6 +28,7 @@
 #include "runtime/gguf.h"
 #include "runtime/model.h"
 #include "runtime/tokenizer/tokenizer.h"
+#include "server/connection_watch.h"
 #include "server/metrics.h"
 #include "server/scheduler.h"
 
@@ -38,48 +39,6 @@ using nlohmann::json;
 
 // How often a handler waiting for its generation looks for new text and for a closed socket.
 constexpr std::chrono::milliseconds kPoll{50};
-
-// The socket a request came on: httplib 0.11 does not hand it to handlers, so it is found among
-// this process's descriptors by its two ends (unique among open connections; the descriptor stays
-// open while the handler runs). -1 when not found.
-int connection_fd(const httplib::Request& req) {
-    if (req.remote_port <= 0 || req.local_port <= 0) return -1;
-    DIR* dir = ::opendir("/proc/self/fd");
-    if (dir == nullptr) return -1;
-    int found = -1;
-    while (const dirent* e = ::readdir(dir)) {
-        int fd = -1;
-        const std::string_view name(e->d_name);
-        if (std::from_chars(name.data(), name.data() + name.size(), fd).ec != std::errc()) continue;
-        sockaddr_storage peer{}, local{};
-        socklen_t peer_len = sizeof peer, local_len = sizeof local;
-        if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0) continue;
-        if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0) continue;
-        char host[NI_MAXHOST], peer_port[NI_MAXSERV], local_port[NI_MAXSERV];
-        if (::getnameinfo(reinterpret_cast<sockaddr*>(&peer), peer_len, host, sizeof host,
-                          peer_port, sizeof peer_port, NI_NUMERICHOST | NI_NUMERICSERV) != 0 ||
-            ::getnameinfo(reinterpret_cast<sockaddr*>(&local), local_len, nullptr, 0, local_port,
-                          sizeof local_port, NI_NUMERICSERV) != 0)
-            continue;
-        if (req.remote_addr == host && std::to_string(req.remote_port) == peer_port &&
-            std::to_string(req.local_port) == local_port) {
-            found = fd;
-            break;
-        }
-    }
-    ::closedir(dir);
-    return found;
-}
-
-// Whether the client closed its end (or reset it): a read that would block means it is still
-// there; pipelined bytes of its next request too. A client that half-closes after its request
-// reads as gone.
-bool peer_closed(int fd) {
-    char c = 0;
-    const ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n >= 0) return n == 0;
-    return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
-}
 
 const char* finish_reason(chat::TurnEnd end) {
     return end == chat::TurnEnd::kLength || end == chat::TurnEnd::kContextFull ? "length" : "stop";
@@ -138,6 +97,7 @@ class Server {
     std::string model_name_;
     std::atomic<int64_t> next_id_{0};
     httplib::Server http_;
+    ConnectionWatch watch_;  // drops clients whose request does not arrive in time
 };
 
 void Server::handle_generate(const httplib::Request& req, httplib::Response& res, bool chat) {
@@ -333,12 +293,19 @@ std::string Server::batch_rows_text() const {
     }
     out += fmt::format("strata_batch_rows_sum {}\nstrata_batch_rows_count {}\n",
                        metrics_.batch_rows_sum.load(), metrics_.batch_count.load());
+    out += fmt::format(
+        "# HELP strata_slow_clients_dropped_total Connections shut down because their request "
+        "did not arrive whole within --request-timeout.\n"
+        "# TYPE strata_slow_clients_dropped_total counter\n"
+        "strata_slow_clients_dropped_total {}\n",
+        watch_.dropped());
     return out;
 }
 
 void Server::routes() {
     http_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
         ++metrics_.requests;
+        watch_.answering(req, true);
         if (options_.api_key.empty() || req.path == "/health")
             return httplib::Server::HandlerResponse::Unhandled;
         if (req.get_header_value("Authorization") == "Bearer " + options_.api_key)
@@ -365,6 +332,10 @@ void Server::routes() {
     });
     http_.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
         res.set_content(metrics_text(), "text/plain; version=0.0.4");
+    });
+    // Called when an answer is out: the connection's clock starts again for its next request.
+    http_.set_logger([this](const httplib::Request& req, const httplib::Response&) {
+        watch_.answering(req, false);
     });
     // httplib's own refusals (404, 413 over the payload limit, 400 unparsable HTTP) get a body
     // in OpenAI's format.
@@ -430,6 +401,8 @@ void Server::run() {
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    // After the mask: the watch's thread must not take the signals either.
+    watch_.start(port, std::chrono::seconds(options_.request_timeout_s));
     std::atomic<bool> over{false};
     std::thread watcher([&] {
         const timespec tick{0, 200'000'000};
@@ -455,6 +428,7 @@ void Server::run() {
     const bool ok = http_.listen_after_bind();
     // Every handler has returned: what the scheduler still holds has no one waiting for it.
     scheduler_.stop();
+    watch_.stop();
     over = true;
     watcher.join();
     if (!ok) fail("the server on {}:{} stopped on an error", options_.host, port);

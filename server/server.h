@@ -29,6 +29,10 @@ struct ServeOptions {
     Limits limits;
     int read_timeout_s = 30;   // a client that sends nothing this long is dropped
     int write_timeout_s = 30;  // one that reads nothing this long is dropped
+    // A request (headers and body) must arrive whole within this many seconds of its connection
+    // opening or of the last answer on it (against clients that dribble it: httplib's timeouts
+    // are per read).
+    int request_timeout_s = 60;
 };
 
 // Serves until SIGTERM or SIGINT, then stops accepting, lets live requests finish and returns.

@@ -46,6 +46,11 @@ void add_serve(CLI::App& app) {
                     "Seconds a client may stay silent (reading or writing) before it is dropped "
                     "(default 30)")
         ->check(CLI::Range(1, 3600));
+    cmd->add_option("--request-timeout", opts->request_timeout_s,
+                    "Seconds a request (headers and body) may take to arrive whole before its "
+                    "connection is dropped")
+        ->check(CLI::Range(1, 3600))
+        ->capture_default_str();
     add_session_options(cmd, opts->session);
     cmd->add_option("-t", opts->session.n_threads, "Threads of the forward pass (as --threads)");
     cmd->callback([opts] {

@@ -8,6 +8,7 @@
 // A second server runs the shipped default model (no -m), whose reasoning and answer are real.
 // Exit 77 (ctest's SKIP_RETURN_CODE) with a message when node_modules is missing.
 import { spawn, spawnSync } from 'node:child_process';
+import { connect } from 'node:net';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -227,10 +228,28 @@ server.kill('SIGKILL');
 // The shipped default model (no -m): a trained reasoner, so the split is checked on real text —
 // its digit-by-digit working in reasoning_content, the answer alone in content. 16 slots: its
 // requests are decoded together (continuous batching).
-const tiny = await startServer(['serve', '-t', '1', '--parallel', '16']);
+const tiny = await startServer(['serve', '-t', '1', '--parallel', '16', '--request-timeout', '2']);
 const tinyMetric = (name) => metric(name, `http://127.0.0.1:${tiny.port}`);
 const tinyClient = new OpenAI({ apiKey: 'none', baseURL: `http://127.0.0.1:${tiny.port}/v1`,
   maxRetries: 0, timeout: 60000 });
+await test('a client dribbling its request (slowloris) is dropped after --request-timeout', async () => {
+  const t0 = Date.now();
+  const sock = connect(tiny.port, '127.0.0.1');
+  await new Promise((r) => sock.on('connect', r));
+  sock.write('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n');
+  // A header byte every 300 ms: each read is quick, the request never completes.
+  const drip = setInterval(() => { if (!sock.destroyed) sock.write('X'); }, 300);
+  sock.on('error', () => {});
+  await new Promise((r) => sock.on('close', r));
+  clearInterval(drip);
+  const s = (Date.now() - t0) / 1000;
+  assert.ok(s >= 1.5 && s < 10, `dropped after ${s} s, expected about 2`);
+  assert.ok(await tinyMetric('strata_slow_clients_dropped_total') >= 1);
+  const r = await tinyClient.chat.completions.create({ model: 'strata-tiny-r1', temperature: 0,
+    max_tokens: 8, messages: [{ role: 'user', content: 'What is 1+2?' }] });
+  assert.equal(r.choices.length, 1);
+});
+
 await test('the default model reasons apart from its answer, whole and streamed', async () => {
   const req = { model: 'strata-tiny-r1', temperature: 0, max_tokens: 200,
     messages: [{ role: 'user', content: 'What is 347+589?' }] };
