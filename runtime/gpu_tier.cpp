@@ -1,5 +1,6 @@
 #include "runtime/gpu_tier.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <limits>
 
@@ -16,11 +17,7 @@ namespace {
 
 std::unique_ptr<scheduler::Device> make_device(const std::string& name, uint64_t budget) {
     if (name == "host") return scheduler::make_host_device(budget);
-    if (name.empty() || name == "cuda") {
-        fail(
-            "--gpu-budget: this build has no CUDA kernels yet, so nothing can run on a GPU; "
-            "--gpu-device host runs the same split through host memory (for testing placements)");
-    }
+    if (name.empty() || name == "cuda") return scheduler::make_cuda_device(budget);
     fail("--gpu-device '{}': expected cuda or host", name);
 }
 
@@ -48,6 +45,17 @@ GpuTier::GpuTier(const Model& model, Forward& forward, const GpuOptions& options
         options.usage_path.empty() ? scheduler::RoutingProfile{}
                                    : scheduler::read_routing_profile(options.usage_path);
     placement_ = scheduler::plan(info, figures, b, usage);
+    for (size_t i = 0; i < info.tensors.size(); ++i) {
+        const scheduler::TensorPlacement& tp = placement_.tensors[i];
+        const bool on_gpu =
+            tp.tier == scheduler::Tier::Gpu ||
+            std::find(tp.slabs.begin(), tp.slabs.end(), scheduler::Tier::Gpu) != tp.slabs.end();
+        const gguf::Tensor& t = model.file().tensor(info.tensors[i].name);
+        // Vectors (norms, biases) are read by the host's element-wise operations, not multiplied.
+        if (on_gpu && t.n_dims >= 2 && !device_->supports(t.type))
+            fail("--gpu-budget: {} is {}, which device '{}' cannot multiply", t.name,
+                 quant::type_name(t.type), device_->name());
+    }
     weights_ = upload_placement(*device_, model, info, placement_);
     tier_ = std::make_unique<DeviceTier>(*device_, model, weights_);
     forward.use_device(tier_.get());

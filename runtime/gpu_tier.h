@@ -1,8 +1,10 @@
 // A session's GPU tier under --gpu-budget: the planner's placement for that budget
 // (scheduler/plan.h), its GPU part uploaded to the device once, and the forward pass multiplying
-// those weights there (split execution). The device is a CUDA card, or the host-memory device
-// (scheduler/device.h), which runs the CPU's kernels on its own copies: a split through it gives
-// the CPU-only logits bit for bit, so placements are tested on any machine.
+// those weights there (split execution). The device is a CUDA card (products only, so far: the
+// element-wise operations, attention and routing stay on the CPU, and activations cross PCIe
+// for every product), or the host-memory device (scheduler/device.h), which runs the CPU's
+// kernels on its own copies: a split through it gives the CPU-only logits bit for bit, so
+// placements are tested on any machine.
 #pragma once
 
 #include <cstdint>

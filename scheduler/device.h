@@ -38,6 +38,8 @@ class Device {
     virtual uint64_t uploaded_bytes() const = 0;
     // Products run here so far.
     virtual uint64_t products() const = 0;
+    // Whether products of weights of this type can run here.
+    virtual bool supports(quant::Type type) const = 0;
 
     // Copies `bytes` of weight data to device memory and returns its buffer id. Throws
     // strata::Error naming `what` (the tensor, or tensor and expert) when the budget would be
@@ -58,5 +60,9 @@ class Device {
 
 // The host-memory device: budgeted copies in RAM, the CPU's kernels.
 std::unique_ptr<Device> make_host_device(uint64_t budget_bytes);
+
+// The first CUDA GPU (scheduler/cuda_device.cpp). Throws strata::Error when the build has no
+// CUDA tier, there is no GPU, or the budget is more than the card has free.
+std::unique_ptr<Device> make_cuda_device(uint64_t budget_bytes);
 
 }  // namespace strata::scheduler

@@ -18,6 +18,7 @@ class HostDevice final : public Device {
     uint64_t used_bytes() const override { return used_; }
     uint64_t uploaded_bytes() const override { return uploaded_; }
     uint64_t products() const override { return products_; }
+    bool supports(quant::Type type) const override { return simd::can_multiply(type); }
 
     int64_t upload(std::string_view what, const uint8_t* data, size_t bytes) override {
         if (bytes > budget_ - used_)
