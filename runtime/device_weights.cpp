@@ -1,10 +1,25 @@
 #include "runtime/device_weights.h"
 
 #include <fmt/format.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "runtime/error.h"
 
 namespace strata {
+namespace {
+
+// Hands back the pages of the file mapping that lie wholly inside [data, data + bytes): the
+// mapping is private and unwritten, so a page read again comes back from the file. Uploaded
+// weights then are not counted twice in RSS.
+void release_mapped(const uint8_t* data, size_t bytes) {
+    const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + page - 1) & ~(page - 1);
+    const uintptr_t end = (reinterpret_cast<uintptr_t>(data) + bytes) & ~(page - 1);
+    if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+}  // namespace
 
 DeviceWeights upload_placement(scheduler::Device& device, const Model& model,
                                const scheduler::ModelInfo& info,
@@ -21,6 +36,7 @@ DeviceWeights upload_placement(scheduler::Device& device, const Model& model,
         if (tp.slabs.empty()) {
             if (tp.tier != scheduler::Tier::Gpu) continue;
             w.tensors[t.name] = device.upload(t.name, g->data, g->nbytes);
+            release_mapped(g->data, g->nbytes);
             w.bytes += g->nbytes;
             continue;
         }
@@ -30,6 +46,7 @@ DeviceWeights upload_placement(scheduler::Device& device, const Model& model,
             if (tp.slabs[e] != scheduler::Tier::Gpu) continue;
             w.slabs[{t.name, static_cast<int64_t>(e)}] =
                 device.upload(fmt::format("{} expert {}", t.name, e), g->data + e * slab, slab);
+            release_mapped(g->data + e * slab, slab);
             w.bytes += slab;
         }
     }

@@ -1,6 +1,7 @@
 // Uploads the GPU tier of a placement to a Device: every tensor the plan put on the GPU, and
-// every routed expert slab it put there, once each, within the device's budget. The forward
-// pass finds its weights' device copies through DeviceTier.
+// every routed expert slab it put there, once each, within the device's budget, each one's
+// pages of the file mapping handed back once it is there (so RSS does not count it twice). The
+// forward pass finds its weights' device copies through DeviceTier.
 #pragma once
 
 #include <cstdint>

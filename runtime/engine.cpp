@@ -27,8 +27,9 @@ int64_t default_ctx(const HParams& hp) {
 // with a progress line ("loading", on a terminal), so that a large model's first token does not
 // hide minutes of page faults: under a budget the part outside the routed experts (those come
 // through the expert cache), otherwise the whole file when it fits in the memory available. A
-// model that does not fit and has no budget is left to fault in as it is read.
-void load_weights(const Model& model, bool routed_from_cache) {
+// model that does not fit and has no budget is left to fault in as it is read. Tensors on a GPU
+// tier are not read from the mapping again.
+void load_weights(const Model& model, bool routed_from_cache, const GpuTier* gpu) {
     struct Range {
         const uint8_t* data;
         uint64_t bytes;
@@ -37,6 +38,17 @@ void load_weights(const Model& model, bool routed_from_cache) {
     uint64_t total = 0;
     for (const gguf::Tensor& t : model.file().tensors()) {
         if (routed_from_cache && role_of(t.name) == Role::RoutedExperts) continue;
+        if (gpu && gpu->weights().tensors.count(std::string(t.name)) > 0) continue;
+        if (gpu && t.n_dims == 3) {
+            // A stack of expert slabs: those on the GPU are left out.
+            const size_t slab = t.nbytes / static_cast<size_t>(t.ne[2]);
+            for (int64_t e = 0; e < t.ne[2]; ++e) {
+                if (gpu->weights().slabs.count({std::string(t.name), e}) > 0) continue;
+                ranges.push_back({t.data + static_cast<size_t>(e) * slab, slab});
+                total += slab;
+            }
+            continue;
+        }
         ranges.push_back({t.data, t.nbytes});
         total += t.nbytes;
     }
@@ -88,7 +100,7 @@ Engine::Engine(const Model& model, const SessionOptions& options, int64_t n_seqs
         gpu.ram_budget = options.ram_budget;
         gpu_ = std::make_unique<GpuTier>(model, *forward_, gpu, n_ctx_ * n_seqs);
     }
-    load_weights(model, experts_ != nullptr);
+    load_weights(model, experts_ != nullptr, gpu_.get());
 }
 
 Engine::~Engine() = default;
