@@ -4,7 +4,6 @@
 
 #include <immintrin.h>
 
-
 #include "simd/avx512/kernels.h"
 #include "simd/float_order.h"
 #include "simd/fp16.h"
