@@ -10,6 +10,7 @@
 #include "runtime/error.h"
 #include "runtime/plan_model.h"
 #include "scheduler/cost.h"
+#include "scheduler/hardware.h"
 #include "scheduler/routing_profile.h"
 
 namespace strata {
@@ -45,6 +46,17 @@ GpuTier::GpuTier(const Model& model, Forward& forward, const GpuOptions& options
         options.usage_path.empty() ? scheduler::RoutingProfile{}
                                    : scheduler::read_routing_profile(options.usage_path);
     placement_ = scheduler::plan(info, figures, b, usage);
+    // The host device's copies are anonymous memory: more than the machine has free would end in
+    // the OOM killer, not in an error.
+    const uint64_t gpu_weights =
+        placement_.bytes[static_cast<size_t>(scheduler::Tier::Gpu)] - placement_.kv_gpu_bytes;
+    const uint64_t available = scheduler::meminfo("MemAvailable");
+    if (device_->name() == "host" && available > 0 && gpu_weights > available)
+        fail(
+            "--gpu-device host keeps its copies in RAM: the plan puts {:.2f} GiB there and "
+            "{:.2f} GiB is available; give a smaller --gpu-budget",
+            static_cast<double>(gpu_weights) / (1ull << 30),
+            static_cast<double>(available) / (1ull << 30));
     for (size_t i = 0; i < info.tensors.size(); ++i) {
         const scheduler::TensorPlacement& tp = placement_.tensors[i];
         const bool on_gpu =
