@@ -23,6 +23,7 @@
 #include "simd/dispatch.h"
 #include "simd/probe.h"
 #include "simd/quant.h"
+#include "simd/repack.h"
 
 namespace {
 
@@ -41,7 +42,18 @@ struct Weights {
     int64_t n_out = 0;
     size_t row_bytes = 0;
     std::unique_ptr<uint8_t[]> data;  // (n_out, row_bytes)
+    bool interleaved = false;         // regrouped for tile_x16 (simd/repack.h)
 };
+
+// The rows as they are in the file, or interleaved in place.
+void set_interleaved(Weights& w, bool interleaved) {
+    if (w.interleaved == interleaved) return;
+    if (interleaved)
+        strata::simd::interleave_rows(w.type, w.data.get(), kInputs, w.n_out);
+    else
+        strata::simd::deinterleave_rows(w.type, w.data.get(), kInputs, w.n_out);
+    w.interleaved = interleaved;
+}
 
 Weights make_weights(Type type, int64_t n_out) {
     Weights w;
@@ -65,15 +77,16 @@ Weights make_weights(Type type, int64_t n_out) {
     return w;
 }
 
-// One big matrix at a time (they are up to 1 GiB each).
-const Weights& big_weights(Type type) {
+// One big matrix at a time (they are up to 1 GiB each); a multiple of 16 rows.
+const Weights& big_weights(Type type, bool interleaved = false) {
     static Weights cached;
     if (cached.type != type || !cached.data) {
         cached = Weights{};
         const size_t row = quant::row_bytes(type, kInputs);
-        cached =
-            make_weights(type, static_cast<int64_t>(strata::simd::default_probe_bytes() / row));
+        cached = make_weights(
+            type, static_cast<int64_t>(strata::simd::default_probe_bytes() / row) / 16 * 16);
     }
+    set_interleaved(cached, interleaved);
     return cached;
 }
 
@@ -126,6 +139,29 @@ void TileMatvec(benchmark::State& state) {
     state.counters["MiB"] = bytes / (1 << 20);
 }
 
+// The same over the weights interleaved sixteen rows at a time (what a model's Q4_K matrices
+// become at load on CPUs with the interleaved tile).
+template <Type kType>
+void TileMatvecInterleaved(benchmark::State& state) {
+    const dispatch::TypeKernels& k = dispatch::kernels()[kType];
+    if (k.tile_x16 == nullptr) {
+        state.SkipWithError("no interleaved tile for this type on this CPU");
+        return;
+    }
+    const int threads = static_cast<int>(state.range(0));
+    const Weights& w = big_weights(kType, /*interleaved=*/true);
+    const std::vector<uint8_t> a = activations(kType, 1);
+    std::vector<float> y(static_cast<size_t>(w.n_out));
+    for (auto _ : state) {
+        run_tiles(k.tile_x16, w, a, 1, y, threads);
+        benchmark::DoNotOptimize(y.data());
+    }
+    const double bytes = static_cast<double>(w.row_bytes) * static_cast<double>(w.n_out);
+    state.counters["GB/s"] =
+        benchmark::Counter(bytes / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["MiB"] = bytes / (1 << 20);
+}
+
 template <Type kType>
 void VecDotMatvec(benchmark::State& state) {
     const quant::VecDotFn dot = dispatch::kernels()[kType].vec_dot;
@@ -159,6 +195,28 @@ void TileBatch(benchmark::State& state) {
     std::vector<float> y(static_cast<size_t>(w.n_out * n_a));
     for (auto _ : state) {
         run_tiles(k.tile, w, a, n_a, y, threads);
+        benchmark::DoNotOptimize(y.data());
+    }
+    const double ops = 2.0 * kInputs * static_cast<double>(w.n_out) * static_cast<double>(n_a);
+    state.counters["GOP/s"] =
+        benchmark::Counter(ops / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+template <Type kType>
+void TileBatchInterleaved(benchmark::State& state) {
+    const dispatch::TypeKernels& k = dispatch::kernels()[kType];
+    if (k.tile_x16 == nullptr) {
+        state.SkipWithError("no interleaved tile for this type on this CPU");
+        return;
+    }
+    const int64_t n_a = state.range(0);
+    const int threads = static_cast<int>(state.range(1));
+    static Weights w = make_weights(kType, kBatchRows);
+    set_interleaved(w, true);
+    const std::vector<uint8_t> a = activations(kType, n_a);
+    std::vector<float> y(static_cast<size_t>(w.n_out * n_a));
+    for (auto _ : state) {
+        run_tiles(k.tile_x16, w, a, n_a, y, threads);
         benchmark::DoNotOptimize(y.data());
     }
     const double ops = 2.0 * kInputs * static_cast<double>(w.n_out) * static_cast<double>(n_a);
@@ -220,6 +278,7 @@ void batch_args(benchmark::internal::Benchmark* b) {
 BENCHMARK(ReadProbe)->Arg(1)->Arg(2)->Iterations(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(Int8Probe)->Arg(1)->Arg(2)->Iterations(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(TileMatvec<Type::Q4_K>)->Apply(thread_args);
+BENCHMARK(TileMatvecInterleaved<Type::Q4_K>)->Apply(thread_args);
 BENCHMARK(VecDotMatvec<Type::Q4_K>)->Apply(thread_args);
 BENCHMARK(TileMatvec<Type::Q6_K>)->Apply(thread_args);
 BENCHMARK(VecDotMatvec<Type::Q6_K>)->Apply(thread_args);
@@ -228,6 +287,7 @@ BENCHMARK(VecDotMatvec<Type::Q8_0>)->Apply(thread_args);
 BENCHMARK(TileMatvec<Type::Q5_K>)->Apply(thread_args);
 BENCHMARK(TileMatvec<Type::Q4_0>)->Apply(thread_args);
 BENCHMARK(TileBatch<Type::Q4_K>)->Apply(batch_args);
+BENCHMARK(TileBatchInterleaved<Type::Q4_K>)->Apply(batch_args);
 BENCHMARK(TileBatch<Type::Q6_K>)->Apply(batch_args);
 BENCHMARK(TileBatch<Type::Q8_0>)->Apply(batch_args);
 BENCHMARK(QuantizeActivation<Type::Q8_K>)->Arg(0)->Arg(1);

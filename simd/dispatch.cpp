@@ -224,6 +224,14 @@ void KernelTable::set_tile(quant::Type type, Isa isa, TileFn fn) {
     kernels_[id].tile_isa = isa;
 }
 
+void KernelTable::set_tile_x16(quant::Type type, Isa isa, TileFn fn) {
+    const auto id = static_cast<uint32_t>(type);
+    if (id >= quant::kTypeIdLimit || fn == nullptr || quant::traits(type).vec_dot == nullptr)
+        return;
+    kernels_[id].tile_x16 = fn;
+    kernels_[id].tile_x16_isa = isa;
+}
+
 KernelTable build_table(const CpuFeatures& f, Isa max_isa) {
     KernelTable table;
     if (f.avx2_set() && max_isa >= Isa::avx2) avx2::register_kernels(table);

@@ -78,6 +78,11 @@ struct TypeKernels {
     // tests/quant_tile_test.cpp); Q3_K's does not.
     TileFn tile = nullptr;
     Isa tile_isa = Isa::scalar;
+    // Tile product over weights interleaved sixteen rows at a time (simd/repack.h): n_w is a
+    // multiple of 16 and w_stride is not used. Null for types and ISAs without one; then
+    // matrices of the type are never interleaved.
+    TileFn tile_x16 = nullptr;
+    Isa tile_x16_isa = Isa::scalar;
     // Partner formats only (Q8_0, Q8_1, Q8_K, and the float types).
     quant::QuantizeFn quantize_activation = nullptr;
     Isa quantize_activation_isa = Isa::scalar;
@@ -97,6 +102,7 @@ class KernelTable {
     void set_gemm_dot(quant::Type type, Isa isa, quant::VecDotFn fn);
     void set_quantize_activation(quant::Type type, Isa isa, quant::QuantizeFn fn);
     void set_tile(quant::Type type, Isa isa, TileFn fn);
+    void set_tile_x16(quant::Type type, Isa isa, TileFn fn);
 
   private:
     std::array<TypeKernels, quant::kTypeIdLimit> kernels_{};  // (type id)

@@ -3,10 +3,13 @@
 #include "simd/matmul.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "simd/dispatch.h"
 #include "simd/parallel.h"
+#include "simd/repack.h"
 
 namespace strata::simd {
 namespace {
@@ -89,6 +92,21 @@ void matmul_rows(const Matrix& w, int64_t r0, int64_t r1, const Activations& a, 
     const int64_t n_in = w.n_in, n_rows = a.n_rows();
     if (r1 <= r0 || n_rows == 0) return;
     const dispatch::TypeKernels& k = dispatch::kernels()[w.type];
+    if (w.layout == Layout::Interleaved16) {
+        // Whole groups of 16 rows: row_chunk and the callers' slices keep to them.
+        if (k.tile_x16 == nullptr || r0 % kInterleaveRows != 0 ||
+            ((r1 - r0) % kInterleaveRows != 0)) {
+            // A bug, not bad input: rows were interleaved that this CPU or this split cannot
+            // multiply. Stop before writing wrong numbers.
+            std::fprintf(stderr, "strata: internal error: interleaved rows [%lld, %lld) of %lld\n",
+                         static_cast<long long>(r0), static_cast<long long>(r1),
+                         static_cast<long long>(w.n_out));
+            std::abort();
+        }
+        k.tile_x16(n_in, w.row(r0), w.row_stride, r1 - r0, a.row(0), a.row_stride(), n_rows,
+                   y + r0, y_stride);
+        return;
+    }
     // llama.cpp's order for the float types depends on the whole product's shape, not the chunk.
     const bool gemm = takes_gemm_order(w.type, n_in, w.n_out, n_rows, path);
     if (k.tile && !gemm) {

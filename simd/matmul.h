@@ -19,13 +19,20 @@
 
 namespace strata::simd {
 
-// A view of weight rows: row r starts at data + r * row_stride bytes.
+// How a matrix's rows lie in memory: as in the file, or regrouped sixteen at a time at load
+// for the interleaved kernels (simd/repack.h; contiguous rows, n_out a multiple of 16, and any
+// view of it starts on a multiple of 16 rows).
+enum class Layout { Rows, Interleaved16 };
+
+// A view of weight rows: row r starts at data + r * row_stride bytes (for Interleaved16, row
+// group r / 16 does).
 struct Matrix {
     const uint8_t* data = nullptr;
     quant::Type type = quant::Type::F32;
     int64_t n_in = 0;       // elements per row; a multiple of the type's block size
     int64_t n_out = 0;      // rows
     size_t row_stride = 0;  // bytes from one row to the next (≥ row_bytes(type, n_in))
+    Layout layout = Layout::Rows;
 
     const uint8_t* row(int64_t r) const { return data + static_cast<size_t>(r) * row_stride; }
     // Rows [first, first + count) as a matrix of their own.
