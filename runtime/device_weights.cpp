@@ -4,7 +4,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <vector>
+
 #include "runtime/error.h"
+#include "simd/repack.h"
 
 namespace strata {
 namespace {
@@ -17,6 +20,30 @@ void release_mapped(const uint8_t* data, size_t bytes) {
     const uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + page - 1) & ~(page - 1);
     const uintptr_t end = (reinterpret_cast<uintptr_t>(data) + bytes) & ~(page - 1);
     if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+// Uploads `bytes` mapped bytes of tensor t: as they are, or put back in rows when t was
+// interleaved for the CPU and the device does not take that layout. Interleaved pages are the
+// process's own (rewritten), not the file's: they stay, as a read of a released page would
+// bring back the file's rows under a view that expects groups.
+int64_t upload_bytes(scheduler::Device& device, const gguf::Tensor& t, const std::string& what,
+                     const uint8_t* data, size_t bytes) {
+    int64_t id;
+    if (t.interleaved && !device.takes_interleaved()) {
+        std::vector<uint8_t> rows(data, data + bytes);
+        simd::deinterleave_rows(t.type, rows.data(), t.ne[0],
+                                static_cast<int64_t>(bytes / t.row_bytes()));
+        id = device.upload(what, rows.data(), bytes);
+    } else {
+        id = device.upload(what, data, bytes);
+    }
+    if (!t.interleaved) release_mapped(data, bytes);
+    return id;
+}
+
+simd::Layout device_layout(const scheduler::Device& device, const gguf::Tensor& t) {
+    return t.interleaved && device.takes_interleaved() ? simd::Layout::Interleaved16
+                                                       : simd::Layout::Rows;
 }
 
 }  // namespace
@@ -35,8 +62,7 @@ DeviceWeights upload_placement(scheduler::Device& device, const Model& model,
         if (!g) fail("upload_placement: tensor '{}' is not in {}", t.name, model.file().path());
         if (tp.slabs.empty()) {
             if (tp.tier != scheduler::Tier::Gpu) continue;
-            w.tensors[t.name] = device.upload(t.name, g->data, g->nbytes);
-            release_mapped(g->data, g->nbytes);
+            w.tensors[t.name] = upload_bytes(device, *g, t.name, g->data, g->nbytes);
             w.bytes += g->nbytes;
             continue;
         }
@@ -44,9 +70,8 @@ DeviceWeights upload_placement(scheduler::Device& device, const Model& model,
         const size_t slab = g->row_bytes() * static_cast<size_t>(g->ne[1]);
         for (size_t e = 0; e < tp.slabs.size(); ++e) {
             if (tp.slabs[e] != scheduler::Tier::Gpu) continue;
-            w.slabs[{t.name, static_cast<int64_t>(e)}] =
-                device.upload(fmt::format("{} expert {}", t.name, e), g->data + e * slab, slab);
-            release_mapped(g->data + e * slab, slab);
+            w.slabs[{t.name, static_cast<int64_t>(e)}] = upload_bytes(
+                device, *g, fmt::format("{} expert {}", t.name, e), g->data + e * slab, slab);
             w.bytes += slab;
         }
     }
@@ -57,34 +82,45 @@ DeviceTier::DeviceTier(scheduler::Device& device, const Model& model, const Devi
     : device_(&device) {
     for (const auto& [name, buffer] : weights.tensors) {
         const gguf::Tensor& t = model.file().tensor(name);
-        ranges_[t.data] = {t.nbytes, buffer};
+        ranges_[t.data] = {t.nbytes, buffer, device_layout(device, t)};
     }
     for (const auto& [key, buffer] : weights.slabs) {
         const gguf::Tensor& t = model.file().tensor(key.first);
         const size_t slab = t.row_bytes() * static_cast<size_t>(t.ne[1]);
-        ranges_[t.data + static_cast<size_t>(key.second) * slab] = {slab, buffer};
+        ranges_[t.data + static_cast<size_t>(key.second) * slab] = {slab, buffer,
+                                                                   device_layout(device, t)};
     }
+}
+
+const DeviceTier::Range* DeviceTier::locate(const uint8_t* data, size_t bytes,
+                                            size_t* offset) const {
+    auto it = ranges_.upper_bound(data);
+    if (it == ranges_.begin()) return nullptr;
+    --it;
+    // Addresses compared as integers: a split model's files are separate mappings.
+    *offset = static_cast<size_t>(reinterpret_cast<uintptr_t>(data) -
+                                  reinterpret_cast<uintptr_t>(it->first));
+    if (*offset > it->second.bytes || bytes > it->second.bytes - *offset) return nullptr;
+    return &it->second;
 }
 
 std::optional<std::pair<int64_t, size_t>> DeviceTier::find(const uint8_t* data,
                                                            size_t bytes) const {
-    auto it = ranges_.upper_bound(data);
-    if (it == ranges_.begin()) return std::nullopt;
-    --it;
-    // Addresses compared as integers: a split model's files are separate mappings.
-    const auto offset = static_cast<size_t>(reinterpret_cast<uintptr_t>(data) -
-                                            reinterpret_cast<uintptr_t>(it->first));
-    if (offset > it->second.bytes || bytes > it->second.bytes - offset) return std::nullopt;
-    return std::pair{it->second.buffer, offset};
+    size_t offset = 0;
+    const Range* r = locate(data, bytes, &offset);
+    if (!r) return std::nullopt;
+    return std::pair{r->buffer, offset};
 }
 
 std::optional<scheduler::DeviceMatrix> DeviceTier::find(const simd::Matrix& w) const {
     if (w.n_out <= 0) return std::nullopt;
     const size_t bytes =
         static_cast<size_t>(w.n_out - 1) * w.row_stride + quant::row_bytes(w.type, w.n_in);
-    const auto at = find(w.data, bytes);
-    if (!at) return std::nullopt;
-    return scheduler::DeviceMatrix{at->first, at->second, w.type, w.n_in, w.n_out, w.row_stride};
+    size_t offset = 0;
+    const Range* r = locate(w.data, bytes, &offset);
+    if (!r) return std::nullopt;
+    return scheduler::DeviceMatrix{r->buffer, offset,     w.type,   w.n_in,
+                                   w.n_out,   w.row_stride, r->layout};
 }
 
 }  // namespace strata

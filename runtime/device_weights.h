@@ -47,7 +47,10 @@ class DeviceTier {
     struct Range {
         size_t bytes = 0;
         int64_t buffer = -1;
+        simd::Layout layout = simd::Layout::Rows;  // of the device copy
     };
+    const Range* locate(const uint8_t* data, size_t bytes, size_t* offset) const;
+
     scheduler::Device* device_;
     std::map<const uint8_t*, Range> ranges_;  // by first mapped byte
 };

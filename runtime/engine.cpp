@@ -12,6 +12,7 @@
 #include "runtime/arch/forward.h"
 #include "runtime/error.h"
 #include "runtime/expert_table.h"
+#include "runtime/interleave.h"
 #include "runtime/progress.h"
 #include "scheduler/hardware.h"
 
@@ -89,6 +90,9 @@ Engine::Engine(const Model& model, const SessionOptions& options, int64_t n_seqs
         fail("--threads is {}, expected a positive number", options.n_threads);
     if (n_seqs <= 0) fail("{} sequences, expected at least one", n_seqs);
     n_ctx_ = options.n_ctx > 0 ? options.n_ctx : default_ctx(model.hparams());
+    // Before the forward pass takes its views of the matrices: they carry the layout.
+    if (options.repack)
+        interleave_weights(model, options.ram_budget > 0 && expert_table(model).n_layer > 0);
     forward_ = make_forward(model, options.mla_legacy);
     layout_ = forward_->kv_layout();
     const uint64_t one = layout_.bytes(n_ctx_);

@@ -82,6 +82,10 @@ struct Tensor {
     uint64_t nbytes = 0;
     uint32_t shard = 0;
     const uint8_t* data = nullptr;  // into the mapping of its shard
+    // Rows regrouped sixteen at a time in the mapping for the interleaved kernels
+    // (simd/repack.h). Set by runtime/interleave.h when it rewrites the bytes, once per model,
+    // before a forward pass reads them.
+    mutable bool interleaved = false;
 
     int64_t n_elements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
     int64_t n_rows() const { return ne[1] * ne[2] * ne[3]; }
@@ -147,6 +151,9 @@ class File {
     const std::vector<Tensor>& tensors() const { return tensors_; }
     const Tensor* find_tensor(std::string_view name) const;
     const Tensor& tensor(std::string_view name) const;  // throws when absent
+    // Whether the tensors' bytes are private file mappings of this File (open), rather than an
+    // image the caller owns (parse).
+    bool mapped() const { return !maps_.empty(); }
 
   private:
     File();

@@ -65,6 +65,9 @@ class CudaDevice final : public Device {
         if (a.type() != quant::traits(w.type).partner || a.n_in() != w.n_in)
             fail("device '{}': activations of {} elements in the wrong format for buffer {}",
                  name(), a.n_in(), w.buffer);
+        if (w.layout != simd::Layout::Rows)
+            fail("device '{}': buffer {} holds interleaved rows, which its kernels do not read",
+                 name(), w.buffer);
         if (a.n_rows() == 0) return;
         std::string why;
         if (!cuda::matmul(static_cast<uint32_t>(w.type),

@@ -26,6 +26,7 @@ struct DeviceMatrix {
     int64_t n_in = 0;
     int64_t n_out = 0;
     size_t row_stride = 0;
+    simd::Layout layout = simd::Layout::Rows;  // as uploaded (simd/repack.h)
 };
 
 class Device {
@@ -40,6 +41,9 @@ class Device {
     virtual uint64_t products() const = 0;
     // Whether products of weights of this type can run here.
     virtual bool supports(quant::Type type) const = 0;
+    // Whether weights interleaved for the CPU's kernels (simd/repack.h) can be uploaded as they
+    // are; otherwise they are put back in rows first.
+    virtual bool takes_interleaved() const { return false; }
 
     // Copies `bytes` of weight data to device memory and returns its buffer id. Throws
     // strata::Error naming `what` (the tensor, or tensor and expert) when the budget would be

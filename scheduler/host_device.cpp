@@ -19,6 +19,8 @@ class HostDevice final : public Device {
     uint64_t uploaded_bytes() const override { return uploaded_; }
     uint64_t products() const override { return products_; }
     bool supports(quant::Type type) const override { return simd::can_multiply(type); }
+    // It runs the CPU's kernels, the interleaved ones included.
+    bool takes_interleaved() const override { return true; }
 
     int64_t upload(std::string_view what, const uint8_t* data, size_t bytes) override {
         if (bytes > budget_ - used_)
@@ -44,7 +46,8 @@ class HostDevice final : public Device {
         if (a.type() != quant::traits(w.type).partner || a.n_in() != w.n_in)
             fail("device '{}': activations of {} elements in the wrong format for buffer {}",
                  name(), a.n_in(), w.buffer);
-        const simd::Matrix m{b.data() + w.offset, w.type, w.n_in, w.n_out, w.row_stride};
+        const simd::Matrix m{b.data() + w.offset, w.type, w.n_in, w.n_out, w.row_stride,
+                             w.layout};
         simd::matmul(m, a, y, y_stride, path);
         ++products_;
     }

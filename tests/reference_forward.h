@@ -23,6 +23,7 @@
 #include "runtime/logit_metrics.h"
 #include "runtime/model.h"
 #include "simd/quant.h"
+#include "simd/repack.h"
 
 namespace strata::test {
 
@@ -95,9 +96,18 @@ class ReferenceForward {
         m.n_in = t->ne[0];
         m.n_out = t->n_rows();
         m.w.resize(static_cast<size_t>(m.n_in * m.n_out));
+        // An engine may have regrouped the rows in the mapping (runtime/interleave.h): read them
+        // back in order from a copy.
+        std::vector<uint8_t> plain;
+        const uint8_t* data = t->data;
+        if (t->interleaved) {
+            plain.assign(t->data, t->data + t->nbytes);
+            simd::deinterleave_rows(t->type, plain.data(), m.n_in, m.n_out);
+            data = plain.data();
+        }
         std::vector<float> row(static_cast<size_t>(m.n_in));
         for (int64_t r = 0; r < m.n_out; ++r) {
-            quant::dequantize_row(t->type, t->data + static_cast<size_t>(r) * t->row_bytes(),
+            quant::dequantize_row(t->type, data + static_cast<size_t>(r) * t->row_bytes(),
                                   row.data(), m.n_in);
             std::copy(row.begin(), row.end(), m.w.begin() + r * m.n_in);
         }

@@ -36,6 +36,7 @@ simd::Matrix matrix(const gguf::Tensor& t) {
     m.n_in = t.ne[0];
     m.n_out = t.ne[1] * t.ne[2] * t.ne[3];
     m.row_stride = t.row_bytes();
+    m.layout = t.interleaved ? simd::Layout::Interleaved16 : simd::Layout::Rows;
     return m;
 }
 

@@ -752,6 +752,8 @@ class DeepSeek2Forward final : public SegmentedForward {
         w.gate.data = d.part[0];
         w.up.data = d.part[1];
         w.down.data = d.part[2];
+        // Slots hold the file's bytes, whatever was done to the mapping's.
+        w.gate.layout = w.up.layout = w.down.layout = simd::Layout::Rows;
         return w;
     }
 

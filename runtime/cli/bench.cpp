@@ -51,7 +51,7 @@ struct BenchOptions {
     bool json = false;
     bool warmup = true;
     MlaLegacy mla_legacy = MlaLegacy::Compressed;
-    SessionOptions budget;        // --ram-budget and the cache options
+    SessionOptions budget;        // --ram-budget, the cache options, --no-repack
     std::string save_profile;     // expert usage written here after the run
     std::string routing_profile;  // --routing-profile: router choices per layer and expert
 };
@@ -94,6 +94,7 @@ void run_bench(const BenchOptions& o) {
     so.trace_path = o.budget.trace_path;
     so.reader = o.budget.reader;
     so.gpu = o.budget.gpu;
+    so.repack = o.budget.repack;
     Session session(model, so);
     const offload::ExpertCache* cache = session.expert_cache();
     const int threads = session.n_threads();

@@ -1,0 +1,124 @@
+#include "runtime/interleave.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <string_view>
+
+#include "runtime/error.h"
+#include "runtime/progress.h"
+#include "scheduler/hardware.h"
+#include "simd/repack.h"
+
+namespace strata {
+namespace {
+
+// Matrices the forward passes multiply (through simd::matmul) and never read by rows.
+bool is_product_weight(std::string_view name) {
+    if (name == "output.weight") return true;
+    static constexpr std::array<std::string_view, 18> kSuffixes = {
+        ".attn_q.weight",         ".attn_k.weight",       ".attn_v.weight",
+        ".attn_output.weight",    ".attn_q_a.weight",     ".attn_q_b.weight",
+        ".attn_kv_a_mqa.weight",  ".attn_k_b.weight",     ".attn_v_b.weight",
+        ".ffn_gate.weight",       ".ffn_up.weight",       ".ffn_down.weight",
+        ".ffn_gate_exps.weight",  ".ffn_up_exps.weight",  ".ffn_down_exps.weight",
+        ".ffn_gate_shexp.weight", ".ffn_up_shexp.weight", ".ffn_down_shexp.weight"};
+    for (std::string_view s : kSuffixes)
+        if (name.size() > s.size() && name.substr(name.size() - s.size()) == s) return true;
+    return false;
+}
+
+uintptr_t page_size() {
+    return static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+}
+
+void protect(uintptr_t begin, uintptr_t end, int prot) {
+    const uintptr_t page = page_size();
+    begin &= ~(page - 1);
+    end = (end + page - 1) & ~(page - 1);
+    if (::mprotect(reinterpret_cast<void*>(begin), end - begin, prot) != 0)
+        fail("cannot regroup weights in memory: mprotect: {}", std::strerror(errno));
+}
+
+// Regroups one tensor. Its new bytes are built in fresh anonymous memory at the same offset
+// within a page; that memory's whole pages then replace the tensor's whole pages of the mapping
+// (mremap), and only the partial pages at its ends, shared with the neighbouring tensors, are
+// written in place. Writing the mapping page by page instead costs a copy-on-write fault and a
+// TLB shootdown per 4 KiB (about 0.1 GB/s on a VM). False, with nothing changed, when the
+// memory cannot be had.
+bool regroup(const gguf::Tensor& t) {
+    const uintptr_t page = page_size();
+    const auto start = reinterpret_cast<uintptr_t>(t.data);
+    const uintptr_t end = start + t.nbytes;
+    const uintptr_t lo = start & ~(page - 1), hi = (end + page - 1) & ~(page - 1);
+    void* m = ::mmap(nullptr, hi - lo, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (m == MAP_FAILED) return false;
+    // The new byte of address a of the mapping.
+    const auto at = [base = static_cast<uint8_t*>(m), lo](uintptr_t a) { return base + (a - lo); };
+    simd::interleave_rows(t.type, t.data, at(start), t.ne[0], t.n_rows());
+    // The whole pages inside [start, end), then the rest written in place.
+    const uintptr_t in_lo = (start + page - 1) & ~(page - 1), in_hi = end & ~(page - 1);
+    struct Span {
+        uintptr_t begin, end;
+    };
+    std::array<Span, 2> partial{{{start, end}, {end, end}}};
+    if (in_hi > in_lo) {
+        void* from = at(in_lo);
+        if (::mprotect(from, in_hi - in_lo, PROT_READ) != 0 ||
+            ::mremap(from, in_hi - in_lo, in_hi - in_lo, MREMAP_MAYMOVE | MREMAP_FIXED,
+                     reinterpret_cast<void*>(in_lo)) == MAP_FAILED) {
+            ::munmap(m, hi - lo);
+            return false;
+        }
+        partial = {{{start, in_lo}, {in_hi, end}}};
+    }
+    for (const Span& p : partial) {
+        if (p.begin == p.end) continue;
+        protect(p.begin, p.end, PROT_READ | PROT_WRITE);
+        std::memcpy(reinterpret_cast<void*>(p.begin), at(p.begin), p.end - p.begin);
+        protect(p.begin, p.end, PROT_READ);
+    }
+    ::munmap(m, hi - lo);  // what was not moved
+    return true;
+}
+
+}  // namespace
+
+bool interleavable(const gguf::Tensor& t, bool routed_from_cache) {
+    if (t.interleaved || t.data == nullptr || !is_product_weight(t.name)) return false;
+    if (routed_from_cache && role_of(t.name) == Role::RoutedExperts) return false;
+    // Every 2-D slice (an expert, a head) whole groups of 16 rows.
+    return simd::can_interleave(t.type, t.ne[0], t.ne[1]) && t.ne[3] == 1;
+}
+
+uint64_t interleave_weights(const Model& model, bool routed_from_cache) {
+    // An image the caller owns is not ours to rewrite.
+    if (!model.file().mapped()) return 0;
+    uint64_t total = 0, resident = 0;
+    for (const gguf::Tensor& t : model.file().tensors()) {
+        if (interleavable(t, routed_from_cache)) total += t.nbytes;
+        if (!routed_from_cache || role_of(t.name) != Role::RoutedExperts) resident += t.nbytes;
+    }
+    if (total == 0) return 0;
+    // Rewritten pages are private copies that cannot be dropped and read back as file pages
+    // can: a model that does not fit in memory is left to page in from the file as it is.
+    if (const uint64_t available = scheduler::meminfo("MemAvailable");
+        available > 0 && resident > available)
+        return 0;
+    Progress progress("regrouping", total, /*bytes=*/true);
+    uint64_t done = 0;
+    for (const gguf::Tensor& t : model.file().tensors()) {
+        if (!interleavable(t, routed_from_cache)) continue;
+        if (!regroup(t)) break;  // out of memory: the rest stay as they are
+        t.interleaved = true;
+        done += t.nbytes;
+        progress.update(done);
+    }
+    progress.finish();
+    return done;
+}
+
+}  // namespace strata

@@ -1,0 +1,98 @@
+// Regrouping at load (runtime/interleave.h): an engine rewrites the Q4_K matrices of its model's
+// mapping into the interleaved layout, the rewritten bytes read back in row order equal the
+// file's, the bytes around them (other tensors) are untouched, and the logits are those of the
+// file's layout (--no-repack) bit for bit, for a prompt and for single-token decodes.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <fstream>
+#include <vector>
+
+#include "runtime/interleave.h"
+#include "runtime/session.h"
+#include "simd/repack.h"
+#include "test_util.h"
+#include "tiny_model.h"
+
+namespace strata {
+namespace {
+
+// A model of other shapes than the golden ones: n_vocab 160 (output.weight regroups too), an
+// odd number of layers, rows of 512.
+test::TinySpec q4_k_spec() {
+    test::TinySpec s;
+    s.seed = 57;
+    s.n_vocab = 160;
+    s.n_layer = 3;
+    s.n_embd = 512;
+    s.n_head = 8;
+    s.n_head_kv = 2;
+    s.head_dim = 64;
+    s.n_ff = 768;
+    s.type = quant::Type::Q4_K;
+    return s;
+}
+
+std::vector<float> logits_of(const Model& model, bool repack, const std::vector<int32_t>& ids) {
+    SessionOptions o;
+    o.n_ctx = 64;
+    o.repack = repack;
+    Session session(model, o);
+    std::vector<float> out;
+    session.decode_all({ids.data(), ids.size() - 2}, out);
+    for (size_t i = ids.size() - 2; i < ids.size(); ++i) {
+        const std::span<const float> l = session.decode({&ids[i], 1});
+        out.insert(out.end(), l.begin(), l.end());
+    }
+    return out;
+}
+
+TEST(Interleave, SameLogitsAsTheFileLayoutAndTheBytesReadBack) {
+    if (!simd::can_interleave(quant::Type::Q4_K, quant::QK_K, 16))
+        GTEST_SKIP() << "no interleaved Q4_K tile on this CPU (AVX-512 VNNI): nothing regroups";
+    const test::TinySpec spec = q4_k_spec();
+    test::TempDir dir;
+    const auto path = dir / "m.gguf";
+    test::write_tiny_model(spec, path);
+    const std::vector<int32_t> ids = test::random_tokens(21, spec.n_vocab, 5);
+
+    const Model plain = Model::load(gguf::File::open(path.string()));
+    const std::vector<float> want = logits_of(plain, /*repack=*/false, ids);
+    for (const gguf::Tensor& t : plain.file().tensors())
+        EXPECT_FALSE(t.interleaved) << t.name << " regrouped under --no-repack";
+
+    const Model model = Model::load(gguf::File::open(path.string()));
+    const std::vector<float> got = logits_of(model, /*repack=*/true, ids);
+    ASSERT_EQ(got.size(), want.size());
+    EXPECT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float)));
+
+    // Every tensor's bytes against the file's: regrouped ones read back in row order.
+    std::ifstream file(path, std::ios::binary);
+    int64_t regrouped = 0;
+    bool output_regrouped = false;
+    for (const gguf::Tensor& t : model.file().tensors()) {
+        std::vector<uint8_t> disk(t.nbytes);
+        file.seekg(static_cast<std::streamoff>(t.file_offset));
+        file.read(reinterpret_cast<char*>(disk.data()), static_cast<std::streamsize>(t.nbytes));
+        ASSERT_TRUE(file.good()) << t.name;
+        std::vector<uint8_t> mem(t.data, t.data + t.nbytes);
+        if (t.interleaved) {
+            ++regrouped;
+            output_regrouped |= t.name == "output.weight";
+            EXPECT_NE(mem, disk) << t.name << " marked regrouped but unchanged";
+            simd::deinterleave_rows(t.type, mem.data(), t.ne[0], t.n_rows());
+        } else {
+            EXPECT_FALSE(interleavable(t, false)) << t.name << " qualifies but was left alone";
+        }
+        EXPECT_EQ(mem, disk) << t.name;
+    }
+    // 3 layers × 7 matrices and output.weight.
+    EXPECT_EQ(regrouped, 3 * 7 + 1);
+    EXPECT_TRUE(output_regrouped);
+    // A second engine on the same model leaves it as it is.
+    EXPECT_EQ(interleave_weights(model, false), 0u);
+    EXPECT_EQ(logits_of(model, true, ids), want);
+}
+
+}  // namespace
+}  // namespace strata
