@@ -139,8 +139,8 @@ void TileMatvec(benchmark::State& state) {
     state.counters["MiB"] = bytes / (1 << 20);
 }
 
-// The same over the weights interleaved sixteen rows at a time (what a model's Q4_K matrices
-// become at load on CPUs with the interleaved tile).
+// The same over the weights interleaved sixteen rows at a time (what a model's Q4_K and Q6_K
+// matrices become at load on CPUs with the interleaved tile).
 template <Type kType>
 void TileMatvecInterleaved(benchmark::State& state) {
     const dispatch::TypeKernels& k = dispatch::kernels()[kType];
@@ -279,6 +279,7 @@ BENCHMARK(ReadProbe)->Arg(1)->Arg(2)->Iterations(1)->Unit(benchmark::kMillisecon
 BENCHMARK(Int8Probe)->Arg(1)->Arg(2)->Iterations(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(TileMatvec<Type::Q4_K>)->Apply(thread_args);
 BENCHMARK(TileMatvecInterleaved<Type::Q4_K>)->Apply(thread_args);
+BENCHMARK(TileMatvecInterleaved<Type::Q6_K>)->Apply(thread_args);
 BENCHMARK(VecDotMatvec<Type::Q4_K>)->Apply(thread_args);
 BENCHMARK(TileMatvec<Type::Q6_K>)->Apply(thread_args);
 BENCHMARK(VecDotMatvec<Type::Q6_K>)->Apply(thread_args);
@@ -288,6 +289,7 @@ BENCHMARK(TileMatvec<Type::Q5_K>)->Apply(thread_args);
 BENCHMARK(TileMatvec<Type::Q4_0>)->Apply(thread_args);
 BENCHMARK(TileBatch<Type::Q4_K>)->Apply(batch_args);
 BENCHMARK(TileBatchInterleaved<Type::Q4_K>)->Apply(batch_args);
+BENCHMARK(TileBatchInterleaved<Type::Q6_K>)->Apply(batch_args);
 BENCHMARK(TileBatch<Type::Q6_K>)->Apply(batch_args);
 BENCHMARK(TileBatch<Type::Q8_0>)->Apply(batch_args);
 BENCHMARK(QuantizeActivation<Type::Q8_K>)->Arg(0)->Arg(1);

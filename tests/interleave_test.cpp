@@ -1,11 +1,12 @@
-// Regrouping at load (runtime/interleave.h): an engine rewrites the Q4_K matrices of its model's
-// mapping into the interleaved layout, the rewritten bytes read back in row order equal the
-// file's, the bytes around them (other tensors) are untouched, and the logits are those of the
-// file's layout (--no-repack) bit for bit, for a prompt and for single-token decodes.
+// Regrouping at load (runtime/interleave.h), Q4_K and Q6_K: an engine rewrites the matrices of
+// its model's mapping into the interleaved layout, the rewritten bytes read back in row order
+// equal the file's, the bytes around them (other tensors) are untouched, and the logits are those
+// of the file's layout (--no-repack) bit for bit, for a prompt and for single-token decodes.
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <fstream>
+#include <string>
 #include <vector>
 
 #include "runtime/interleave.h"
@@ -19,7 +20,7 @@ namespace {
 
 // A model of other shapes than the golden ones: n_vocab 160 (output.weight regroups too), an
 // odd number of layers, rows of 512.
-test::TinySpec q4_k_spec() {
+test::TinySpec spec_of(quant::Type type) {
     test::TinySpec s;
     s.seed = 57;
     s.n_vocab = 160;
@@ -29,7 +30,7 @@ test::TinySpec q4_k_spec() {
     s.n_head_kv = 2;
     s.head_dim = 64;
     s.n_ff = 768;
-    s.type = quant::Type::Q4_K;
+    s.type = type;
     return s;
 }
 
@@ -47,10 +48,13 @@ std::vector<float> logits_of(const Model& model, bool repack, const std::vector<
     return out;
 }
 
-TEST(Interleave, SameLogitsAsTheFileLayoutAndTheBytesReadBack) {
-    if (!simd::can_interleave(quant::Type::Q4_K, quant::QK_K, 16))
-        GTEST_SKIP() << "no interleaved Q4_K tile on this CPU (AVX-512 VNNI): nothing regroups";
-    const test::TinySpec spec = q4_k_spec();
+class Interleave : public ::testing::TestWithParam<quant::Type> {};
+
+TEST_P(Interleave, SameLogitsAsTheFileLayoutAndTheBytesReadBack) {
+    if (!simd::can_interleave(GetParam(), quant::QK_K, 16))
+        GTEST_SKIP() << "no interleaved tile for this type on this CPU (AVX-512 VNNI): nothing "
+                        "regroups";
+    const test::TinySpec spec = spec_of(GetParam());
     test::TempDir dir;
     const auto path = dir / "m.gguf";
     test::write_tiny_model(spec, path);
@@ -93,6 +97,9 @@ TEST(Interleave, SameLogitsAsTheFileLayoutAndTheBytesReadBack) {
     EXPECT_EQ(interleave_weights(model, false), 0u);
     EXPECT_EQ(logits_of(model, true, ids), want);
 }
+
+INSTANTIATE_TEST_SUITE_P(Types, Interleave, ::testing::Values(quant::Type::Q4_K, quant::Type::Q6_K),
+                         [](const auto& p) { return std::string(quant::traits(p.param).name); });
 
 }  // namespace
 }  // namespace strata

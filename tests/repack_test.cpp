@@ -1,12 +1,15 @@
-// Interleaved weights (simd/repack.h): the layout round-trips; its scalar twin agrees with the
-// reference product of the plain rows and equals llama.cpp's AVX2 order (the avx2 kernel) bit
-// for bit; the AVX-512 tile equals the twin, and the row tile over the same rows plain, bit for
-// bit on every shape; matmul over an interleaved matrix computes the same as the twin.
+// Interleaved weights (simd/repack.h), Q4_K and Q6_K: the layouts round-trip; the scalar twins
+// agree with the reference product of the plain rows and equal llama.cpp's AVX2 order (the
+// avx2 kernels) bit for bit; the AVX-512 tiles equal the twins, and the row tiles over the same
+// rows plain, bit for bit on every shape; matmul over an interleaved matrix computes the same
+// as the twin.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "simd/dispatch.h"
@@ -22,9 +25,17 @@ using quant::Type;
 
 constexpr float kSentinel = -12345.5f;
 
+// The types with an interleaved layout, and their scalar twins.
+struct Interleaved {
+    Type type;
+    dispatch::TileFn twin;
+};
+constexpr Interleaved kTypes[] = {{Type::Q4_K, simd::tile_q4_K_x16_ref},
+                                  {Type::Q6_K, simd::tile_q6_K_x16_ref}};
+
 // n_rows rows of n_in quantized N(0, σ) weights, each row its own σ (scales differ by row).
-std::vector<uint8_t> q4_k_rows(int64_t n_in, int64_t n_rows, uint32_t seed) {
-    const size_t rb = quant::row_bytes(Type::Q4_K, n_in);
+std::vector<uint8_t> quant_rows(Type type, int64_t n_in, int64_t n_rows, uint32_t seed) {
+    const size_t rb = quant::row_bytes(type, n_in);
     std::vector<uint8_t> out(rb * static_cast<size_t>(n_rows));
     std::mt19937 rng(seed);
     std::vector<float> f(static_cast<size_t>(n_in));
@@ -32,7 +43,7 @@ std::vector<uint8_t> q4_k_rows(int64_t n_in, int64_t n_rows, uint32_t seed) {
         std::normal_distribution<float> normal(0.01f * static_cast<float>(r % 5),
                                                0.02f + 0.01f * (r % 7));
         for (float& v : f) v = normal(rng);
-        quant::quantize_row(Type::Q4_K, f.data(), out.data() + rb * static_cast<size_t>(r), n_in);
+        quant::quantize_row(type, f.data(), out.data() + rb * static_cast<size_t>(r), n_in);
     }
     return out;
 }
@@ -52,115 +63,134 @@ std::vector<uint8_t> q8_k_rows(int64_t n_in, int64_t n_rows, uint32_t seed) {
 }
 
 TEST(Repack, InterleavingRoundTrips) {
-    for (int64_t nb : {1, 2, 5}) {
-        const int64_t n_in = nb * quant::QK_K, n_rows = 48;
-        std::vector<uint8_t> rows(quant::row_bytes(Type::Q4_K, n_in) * n_rows);
-        std::mt19937 rng(static_cast<uint32_t>(nb));
-        for (uint8_t& b : rows) b = static_cast<uint8_t>(rng());
-        std::vector<uint8_t> data = rows;
-        simd::interleave_rows(Type::Q4_K, data.data(), n_in, n_rows);
-        EXPECT_NE(data, rows) << "interleaving left the bytes as they were";
-        simd::deinterleave_rows(Type::Q4_K, data.data(), n_in, n_rows);
-        EXPECT_EQ(data, rows) << nb << " blocks per row";
+    for (const Interleaved& it : kTypes) {
+        for (int64_t nb : {1, 2, 5}) {
+            const int64_t n_in = nb * quant::QK_K, n_rows = 48;
+            std::vector<uint8_t> rows(quant::row_bytes(it.type, n_in) * n_rows);
+            std::mt19937 rng(static_cast<uint32_t>(nb));
+            for (uint8_t& b : rows) b = static_cast<uint8_t>(rng());
+            std::vector<uint8_t> data = rows;
+            simd::interleave_rows(it.type, data.data(), n_in, n_rows);
+            EXPECT_NE(data, rows) << "interleaving left the bytes as they were";
+            std::vector<uint8_t> copy(rows.size());
+            simd::interleave_rows(it.type, rows.data(), copy.data(), n_in, n_rows);
+            EXPECT_EQ(copy, data) << "the copying and in-place regroupings differ";
+            simd::deinterleave_rows(it.type, data.data(), n_in, n_rows);
+            EXPECT_EQ(data, rows) << quant::traits(it.type).name << ", " << nb << " blocks per row";
+        }
     }
 }
 
 TEST(Repack, TwinAgreesWithTheReferenceProductOfThePlainRows) {
-    const quant::VecDotFn ref = quant::traits(Type::Q4_K).vec_dot;
-    // llama.cpp's AVX2 kernel, where this CPU has it: the twin's float order is its order.
+    // llama.cpp's AVX2 kernels, where this CPU has them: the twins' float order is theirs.
     const dispatch::KernelTable avx2 =
         dispatch::build_table(dispatch::features(), dispatch::Isa::avx2);
-    const bool have_avx2 = avx2[Type::Q4_K].vec_dot_isa == dispatch::Isa::avx2;
-    for (int64_t nb : {1, 3, 8}) {
-        const int64_t n_in = nb * quant::QK_K, n_w = 32, n_a = 3;
-        const std::vector<uint8_t> rows = q4_k_rows(n_in, n_w, 7);
-        const std::vector<uint8_t> act = q8_k_rows(n_in, n_a, 8);
-        const size_t rb = quant::row_bytes(Type::Q4_K, n_in),
-                     ab = quant::row_bytes(Type::Q8_K, n_in);
-        std::vector<uint8_t> inter = rows;
-        simd::interleave_rows(Type::Q4_K, inter.data(), n_in, n_w);
-        std::vector<float> y(static_cast<size_t>(n_w * n_a));
-        simd::tile_q4_K_x16_ref(n_in, inter.data(), rb, n_w, act.data(), ab, n_a, y.data(), n_w);
-        for (int64_t t = 0; t < n_a; ++t) {
-            for (int64_t r = 0; r < n_w; ++r) {
-                const float want = ref(n_in, rows.data() + rb * r, act.data() + ab * t);
-                const float got = y[static_cast<size_t>(t * n_w + r)];
-                // Same exact block integers, other float orders: a few ulps of the row's scale.
-                EXPECT_NEAR(got, want, 1e-5f * (1.0f + std::fabs(want)) * static_cast<float>(nb))
-                    << "row " << r << " activation " << t << " blocks " << nb;
-                if (have_avx2) {
-                    const float exact =
-                        avx2[Type::Q4_K].vec_dot(n_in, rows.data() + rb * r, act.data() + ab * t);
-                    EXPECT_EQ(got, exact) << "row " << r << " activation " << t << " blocks " << nb;
+    bool have_avx2 = true;
+    for (const Interleaved& it : kTypes) {
+        const quant::VecDotFn ref = quant::traits(it.type).vec_dot;
+        const bool exact = avx2[it.type].vec_dot_isa == dispatch::Isa::avx2;
+        have_avx2 &= exact;
+        for (int64_t nb : {1, 3, 8}) {
+            const int64_t n_in = nb * quant::QK_K, n_w = 32, n_a = 3;
+            const std::vector<uint8_t> rows = quant_rows(it.type, n_in, n_w, 7);
+            const std::vector<uint8_t> act = q8_k_rows(n_in, n_a, 8);
+            const size_t rb = quant::row_bytes(it.type, n_in),
+                         ab = quant::row_bytes(Type::Q8_K, n_in);
+            std::vector<uint8_t> inter = rows;
+            simd::interleave_rows(it.type, inter.data(), n_in, n_w);
+            std::vector<float> y(static_cast<size_t>(n_w * n_a));
+            it.twin(n_in, inter.data(), rb, n_w, act.data(), ab, n_a, y.data(), n_w);
+            for (int64_t t = 0; t < n_a; ++t) {
+                for (int64_t r = 0; r < n_w; ++r) {
+                    const float want = ref(n_in, rows.data() + rb * r, act.data() + ab * t);
+                    const float got = y[static_cast<size_t>(t * n_w + r)];
+                    const std::string where = fmt::format("{} row {} activation {} blocks {}",
+                                                          quant::traits(it.type).name, r, t, nb);
+                    // Same exact block integers, other float orders: ulps of the row's scale.
+                    EXPECT_NEAR(got, want,
+                                1e-5f * (1.0f + std::fabs(want)) * static_cast<float>(nb))
+                        << where;
+                    if (exact) {
+                        EXPECT_EQ(got, avx2[it.type].vec_dot(n_in, rows.data() + rb * r,
+                                                             act.data() + ab * t))
+                            << where;
+                    }
                 }
             }
         }
     }
     if (!have_avx2)
         GTEST_SKIP()
-            << "no AVX2 on this CPU: the twin was checked against the scalar reference only";
+            << "no AVX2 on this CPU: the twins were checked against the scalar reference only";
 }
 
-TEST(Repack, Avx512TileEqualsTheTwinBitForBit) {
-    const dispatch::TypeKernels& k = dispatch::kernels()[Type::Q4_K];
-    if (k.tile_x16 == nullptr)
-        GTEST_SKIP() << "no interleaved Q4_K tile on this CPU (AVX-512 VNNI)";
-    for (int64_t nb : {1, 2, 7}) {
-        for (int64_t n_w : {16, 48}) {
-            for (int64_t n_a : {1, 2, 3, 4, 5, 8, 9}) {
-                const int64_t n_in = nb * quant::QK_K;
-                const std::vector<uint8_t> plain =
-                    q4_k_rows(n_in, n_w, static_cast<uint32_t>(nb * 31 + n_w));
-                std::vector<uint8_t> w = plain;
-                simd::interleave_rows(Type::Q4_K, w.data(), n_in, n_w);
-                const std::vector<uint8_t> act = q8_k_rows(n_in, n_a, static_cast<uint32_t>(n_a));
-                const size_t ab = quant::row_bytes(Type::Q8_K, n_in);
-                const int64_t y_stride = n_w + 3;  // padded: sentinels between the rows
-                std::vector<float> want(static_cast<size_t>(y_stride * n_a + 3), kSentinel);
-                std::vector<float> got = want;
-                simd::tile_q4_K_x16_ref(n_in, w.data(), 0, n_w, act.data(), ab, n_a, want.data(),
-                                        y_stride);
-                k.tile_x16(n_in, w.data(), 0, n_w, act.data(), ab, n_a, got.data(), y_stride);
-                ASSERT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float)))
-                    << "blocks " << nb << ", rows " << n_w << ", activation rows " << n_a;
-                // The row tile over the same rows plain: same bits.
-                std::vector<float> rows_out(want.size(), kSentinel);
-                k.tile(n_in, plain.data(), quant::row_bytes(Type::Q4_K, n_in), n_w, act.data(), ab,
-                       n_a, rows_out.data(), y_stride);
-                ASSERT_EQ(0, std::memcmp(rows_out.data(), want.data(), want.size() * sizeof(float)))
-                    << "rows plain, blocks " << nb << ", rows " << n_w << ", activation rows "
-                    << n_a;
+TEST(Repack, Avx512TilesEqualTheTwinsAndTheRowTilesBitForBit) {
+    for (const Interleaved& it : kTypes) {
+        const dispatch::TypeKernels& k = dispatch::kernels()[it.type];
+        if (k.tile_x16 == nullptr)
+            GTEST_SKIP() << "no interleaved tiles on this CPU (AVX-512 VNNI)";
+        for (int64_t nb : {1, 2, 7}) {
+            for (int64_t n_w : {16, 48}) {
+                for (int64_t n_a : {1, 2, 3, 4, 5, 8, 9}) {
+                    const int64_t n_in = nb * quant::QK_K;
+                    const std::vector<uint8_t> plain =
+                        quant_rows(it.type, n_in, n_w, static_cast<uint32_t>(nb * 31 + n_w));
+                    std::vector<uint8_t> w = plain;
+                    simd::interleave_rows(it.type, w.data(), n_in, n_w);
+                    const std::vector<uint8_t> act =
+                        q8_k_rows(n_in, n_a, static_cast<uint32_t>(n_a));
+                    const size_t ab = quant::row_bytes(Type::Q8_K, n_in);
+                    const int64_t y_stride = n_w + 3;  // padded: sentinels between the rows
+                    std::vector<float> want(static_cast<size_t>(y_stride * n_a + 3), kSentinel);
+                    std::vector<float> got = want;
+                    it.twin(n_in, w.data(), 0, n_w, act.data(), ab, n_a, want.data(), y_stride);
+                    k.tile_x16(n_in, w.data(), 0, n_w, act.data(), ab, n_a, got.data(), y_stride);
+                    const std::string where =
+                        fmt::format("{}: blocks {}, rows {}, activation rows {}",
+                                    quant::traits(it.type).name, nb, n_w, n_a);
+                    ASSERT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float)))
+                        << where;
+                    // The row tile over the same rows plain: same bits.
+                    std::vector<float> rows_out(want.size(), kSentinel);
+                    k.tile(n_in, plain.data(), quant::row_bytes(it.type, n_in), n_w, act.data(), ab,
+                           n_a, rows_out.data(), y_stride);
+                    ASSERT_EQ(
+                        0, std::memcmp(rows_out.data(), want.data(), want.size() * sizeof(float)))
+                        << "rows plain, " << where;
+                }
             }
         }
     }
 }
 
 TEST(Repack, MatmulOverInterleavedRowsEqualsTheTwin) {
-    if (!simd::can_interleave(Type::Q4_K, quant::QK_K, 16))
-        GTEST_SKIP() << "no interleaved Q4_K tile on this CPU (AVX-512 VNNI)";
-    const int64_t n_in = 4 * quant::QK_K, n_w = 16 * 21, n_a = 6;
-    std::vector<uint8_t> w = q4_k_rows(n_in, n_w, 3);
-    simd::interleave_rows(Type::Q4_K, w.data(), n_in, n_w);
-    std::vector<float> x(static_cast<size_t>(n_in * n_a));
-    std::mt19937 rng(4);
-    std::normal_distribution<float> normal(0.0f, 1.0f);
-    for (float& v : x) v = normal(rng);
-    simd::Activations a;
-    a.quantize(Type::Q8_K, x.data(), n_in, n_in, n_a);
-    std::vector<float> want(static_cast<size_t>(n_w * n_a));
-    simd::tile_q4_K_x16_ref(n_in, w.data(), 0, n_w, a.row(0), a.row_stride(), n_a, want.data(),
-                            n_w);
+    for (const Interleaved& it : kTypes) {
+        if (!simd::can_interleave(it.type, quant::QK_K, 16))
+            GTEST_SKIP() << "no interleaved tiles on this CPU (AVX-512 VNNI)";
+        const int64_t n_in = 4 * quant::QK_K, n_w = 16 * 21, n_a = 6;
+        std::vector<uint8_t> w = quant_rows(it.type, n_in, n_w, 3);
+        simd::interleave_rows(it.type, w.data(), n_in, n_w);
+        std::vector<float> x(static_cast<size_t>(n_in * n_a));
+        std::mt19937 rng(4);
+        std::normal_distribution<float> normal(0.0f, 1.0f);
+        for (float& v : x) v = normal(rng);
+        simd::Activations a;
+        a.quantize(Type::Q8_K, x.data(), n_in, n_in, n_a);
+        std::vector<float> want(static_cast<size_t>(n_w * n_a));
+        it.twin(n_in, w.data(), 0, n_w, a.row(0), a.row_stride(), n_a, want.data(), n_w);
 
-    simd::Matrix m;
-    m.data = w.data();
-    m.type = Type::Q4_K;
-    m.n_in = n_in;
-    m.n_out = n_w;
-    m.row_stride = quant::row_bytes(Type::Q4_K, n_in);
-    m.layout = simd::Layout::Interleaved16;
-    std::vector<float> got(want.size());
-    simd::matmul(m, a, got.data(), n_w);
-    for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], want[i]) << "output " << i;
+        simd::Matrix m;
+        m.data = w.data();
+        m.type = it.type;
+        m.n_in = n_in;
+        m.n_out = n_w;
+        m.row_stride = quant::row_bytes(it.type, n_in);
+        m.layout = simd::Layout::Interleaved16;
+        std::vector<float> got(want.size());
+        simd::matmul(m, a, got.data(), n_w);
+        for (size_t i = 0; i < got.size(); ++i)
+            ASSERT_EQ(got[i], want[i]) << quant::traits(it.type).name << " output " << i;
+    }
 }
 
 TEST(Repack, ExactModeNeverInterleaves) {

@@ -70,9 +70,9 @@ uint64_t parse_size(const std::string& flag, const std::string& text, uint64_t p
 void add_budget_options(CLI::App* cmd, SessionOptions& options) {
     cmd->add_flag_callback(
         "--no-repack", [&options] { options.repack = false; },
-        "Keep the weights in the file's layout (by default Q4_K matrices are regrouped "
-        "sixteen rows at a time in memory at load, for faster products with the same "
-        "logits; skipped when the model does not fit in the memory available)");
+        "Keep the weights in the file's layout (by default Q4_K and Q6_K matrices are "
+        "regrouped sixteen rows at a time in memory at load, for faster products with the "
+        "same logits; skipped when the model does not fit in the memory available)");
     cmd->add_option_function<std::string>(
            "--ram-budget",
            [&options](const std::string& text) {

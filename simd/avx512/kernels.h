@@ -39,6 +39,8 @@ void tile_q3_K(int64_t n, const void* w, size_t w_stride, int64_t n_w, const voi
 // Q4_K weights interleaved sixteen rows at a time (simd/repack.h); n_w a multiple of 16.
 void tile_q4_K_x16(int64_t n, const void* w, size_t w_stride, int64_t n_w, const void* a,
                    size_t a_stride, int64_t n_a, float* y, int64_t y_stride);
+void tile_q6_K_x16(int64_t n, const void* w, size_t w_stride, int64_t n_w, const void* a,
+                   size_t a_stride, int64_t n_a, float* y, int64_t y_stride);
 void tile_q4_K(int64_t n, const void* w, size_t w_stride, int64_t n_w, const void* a,
                size_t a_stride, int64_t n_a, float* y, int64_t y_stride);
 void tile_q5_K(int64_t n, const void* w, size_t w_stride, int64_t n_w, const void* a,

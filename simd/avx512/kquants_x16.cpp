@@ -1,11 +1,12 @@
-// AVX-512 VNNI product of Q4_K weights interleaved sixteen rows at a time (simd/repack.h) with
-// Q8_K activations. Each 64-byte load holds four levels of each of sixteen rows; its low and
-// high nibbles go through one vpmaddubsw each against four activation bytes broadcast to every
-// lane and one vpdpwssd with that sub-block's scale of each row, so a lane accumulates one row
-// and no horizontal sum is ever needed. The sums are kept apart as llama.cpp's AVX2 kernel
-// keeps them (eight float lanes per row, four of mins) and added in its order at the end: the
-// results equal the row kernels' (and so llama.cpp's) bit for bit, and a matrix gives the same
-// bits interleaved or not (an expert read into the cache in rows, say).
+// AVX-512 VNNI products of Q4_K and Q6_K weights interleaved sixteen rows at a time
+// (simd/repack.h) with Q8_K activations. Each 64-byte load holds four levels of each of sixteen
+// rows (Q4_K: a nibble each; Q6_K: two loads of ql and one of qh make four vectors of levels);
+// a level vector goes through one vpmaddubsw against four activation bytes broadcast to every
+// lane and one vpdpwssd with its sub-block's scale of each row, so a lane accumulates one row
+// and no horizontal sum is ever needed. The sums are kept apart as llama.cpp's AVX2 kernels
+// keep them (eight float lanes per row; Q4_K four more of mins) and added in their order at
+// the end: the results equal the row kernels' (and so llama.cpp's) bit for bit, and a matrix
+// gives the same bits interleaved or not (an expert read into the cache in rows, say).
 #include "simd/avx512/util.h"  // first: see its note on GCC warnings
 
 #include <immintrin.h>
@@ -20,7 +21,8 @@
 namespace strata::quant::avx512 {
 namespace {
 
-constexpr size_t kGroupBlock = 16 * sizeof(block_q4_K);  // 2,304
+constexpr size_t kGroupBlock = 16 * sizeof(block_q4_K);    // 2,304
+constexpr size_t kQ6GroupBlock = 16 * sizeof(block_q6_K);  // 3,360
 
 // vpshufb indices (within each 128-bit lane): byte j of every dword to both of its int16
 // halves (a row's scale or min of sub-block j, 4k + j, for vpdpwssd against two int16 sums).
@@ -32,6 +34,24 @@ constexpr std::array<uint8_t, 64> byte_to_pair(int j) {
 }
 alignas(64) constexpr std::array<std::array<uint8_t, 64>, 4> kPairIdx = {
     byte_to_pair(0), byte_to_pair(1), byte_to_pair(2), byte_to_pair(3)};
+
+// Signed bytes to int16 halves (then an arithmetic shift right by 8): bytes j0 and j1 of every
+// dword to the high bytes of its low and high halves.
+constexpr std::array<uint8_t, 64> bytes_to_high(int j0, int j1) {
+    std::array<uint8_t, 64> idx{};
+    for (int b = 0; b < 64; ++b) {
+        const int base = b % 16 / 4 * 4;
+        idx[b] = b % 4 == 1   ? static_cast<uint8_t>(base + j0)
+                 : b % 4 == 3 ? static_cast<uint8_t>(base + j1)
+                              : 0x80;
+    }
+    return idx;
+}
+// Q6_K: scale j % 4 of a word in both halves; scales 2p and 2p + 1 of a word in the two halves.
+alignas(64) constexpr std::array<std::array<uint8_t, 64>, 4> kSignedPairIdx = {
+    bytes_to_high(0, 0), bytes_to_high(1, 1), bytes_to_high(2, 2), bytes_to_high(3, 3)};
+alignas(64) constexpr std::array<std::array<uint8_t, 64>, 2> kSignedTwoIdx = {bytes_to_high(0, 1),
+                                                                              bytes_to_high(2, 3)};
 
 inline __m512i load_idx(const std::array<uint8_t, 64>& idx) {
     return _mm512_load_si512(idx.data());
@@ -132,36 +152,119 @@ void group_rows(int64_t nb, const uint8_t* w, const uint8_t* a, size_t a_stride,
     }
 }
 
-}  // namespace
+// Q6_K, sixteen rows times NA activation rows (NA ≤ 4). Lane k of llama.cpp's eight holds
+// elements 32m + 4k .. +3 (m < 4) of each 128-element half, less 32 (bsum 2k · scale 2k +
+// bsum 2k+1 · scale 2k+1); levels u = low nibble | two high bits << 4 in 0..63.
+template <int NA>
+void group_rows_q6(int64_t nb, const uint8_t* w, const uint8_t* a, size_t a_stride, float* y,
+                   int64_t y_stride) {
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    const __m512i bits45 = _mm512_set1_epi8(0x30);
+    __m512 acc[NA][8];
+    for (int t = 0; t < NA; ++t)
+        for (auto& v : acc[t]) v = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; ++i) {
+        const uint8_t* b = w + static_cast<size_t>(i) * kQ6GroupBlock;
+        const block_q8_K* q8[NA];
+        for (int t = 0; t < NA; ++t)
+            q8[t] = reinterpret_cast<const block_q8_K*>(a + t * a_stride) + i;
+        __m512i words[4];
+        for (int k = 0; k < 4; ++k) words[k] = _mm512_loadu_si512(b + 32 + 64 * k);
+        __m512i sc[16];
+        for (int j = 0; j < 16; ++j)
+            sc[j] = _mm512_srai_epi16(
+                _mm512_shuffle_epi8(words[j / 4], load_idx(kSignedPairIdx[j % 4])), 8);
+        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b)));
+        for (int k = 0; k < 8; ++k) {
+            const __m512i two = _mm512_srai_epi16(
+                _mm512_shuffle_epi8(words[k / 2], load_idx(kSignedTwoIdx[k % 2])), 8);
+            __m512i sumi[NA];
+            for (int t = 0; t < NA; ++t) {
+                const __m512i off =
+                    _mm512_dpwssd_epi32(_mm512_setzero_si512(), two, bcast32(q8[t]->bsums + 2 * k));
+                sumi[t] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(off, 5));
+            }
+            for (int h = 0; h < 2; ++h) {
+                const __m512i qa = _mm512_loadu_si512(b + 288 + 64 * (16 * h + k));
+                const __m512i qb = _mm512_loadu_si512(b + 288 + 64 * (16 * h + k + 8));
+                const __m512i qh = _mm512_loadu_si512(b + 2336 + 64 * (8 * h + k));
+                const __m512i u[4] = {
+                    _mm512_or_si512(_mm512_and_si512(qa, low4),
+                                    _mm512_and_si512(_mm512_slli_epi16(qh, 4), bits45)),
+                    _mm512_or_si512(_mm512_and_si512(qb, low4),
+                                    _mm512_and_si512(_mm512_slli_epi16(qh, 2), bits45)),
+                    _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(qa, 4), low4),
+                                    _mm512_and_si512(qh, bits45)),
+                    _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(qb, 4), low4),
+                                    _mm512_and_si512(_mm512_srli_epi16(qh, 2), bits45))};
+                for (int t = 0; t < NA; ++t) {
+                    const int8_t* e = q8[t]->qs + 128 * h + 4 * k;
+                    for (int m = 0; m < 4; ++m)
+                        sumi[t] = _mm512_dpwssd_epi32(
+                            sumi[t], _mm512_maddubs_epi16(u[m], bcast32(e + 32 * m)),
+                            sc[8 * h + 2 * m + k / 4]);
+                }
+            }
+            for (int t = 0; t < NA; ++t)
+                acc[t][k] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(q8[t]->d)),
+                                            _mm512_cvtepi32_ps(sumi[t]), acc[t][k]);
+        }
+    }
+    for (int t = 0; t < NA; ++t) {
+        const __m512 h = _mm512_add_ps(
+            _mm512_add_ps(_mm512_add_ps(acc[t][0], acc[t][4]), _mm512_add_ps(acc[t][2], acc[t][6])),
+            _mm512_add_ps(_mm512_add_ps(acc[t][1], acc[t][5]),
+                          _mm512_add_ps(acc[t][3], acc[t][7])));
+        _mm512_storeu_ps(y + t * y_stride, h);
+    }
+}
 
-void tile_q4_K_x16(int64_t n, const void* w, size_t /*w_stride*/, int64_t n_w, const void* a,
-                   size_t a_stride, int64_t n_a, float* y, int64_t y_stride) {
+using GroupRowsFn = void (*)(int64_t, const uint8_t*, const uint8_t*, size_t, float*, int64_t);
+
+// Every group of 16 rows against the activation rows, four at a time.
+template <GroupRowsFn F1, GroupRowsFn F2, GroupRowsFn F3, GroupRowsFn F4>
+void run_groups(int64_t n, const void* w, size_t group_block, int64_t n_w, const void* a,
+                size_t a_stride, int64_t n_a, float* y, int64_t y_stride) {
     const int64_t nb = n / QK_K;
     const auto* wb = static_cast<const uint8_t*>(w);
     const auto* ab = static_cast<const uint8_t*>(a);
     for (int64_t g = 0; g < n_w / 16; ++g) {
-        const uint8_t* wg = wb + static_cast<size_t>(g) * kGroupBlock * static_cast<size_t>(nb);
+        const uint8_t* wg = wb + static_cast<size_t>(g) * group_block * static_cast<size_t>(nb);
         float* yg = y + g * 16;
         int64_t t = 0;
         for (; t + 4 <= n_a; t += 4)
-            group_rows<4>(nb, wg, ab + static_cast<size_t>(t) * a_stride, a_stride,
-                          yg + t * y_stride, y_stride);
+            F4(nb, wg, ab + static_cast<size_t>(t) * a_stride, a_stride, yg + t * y_stride,
+               y_stride);
         const uint8_t* at = ab + static_cast<size_t>(t) * a_stride;
         float* yt = yg + t * y_stride;
         switch (n_a - t) {
             case 1:
-                group_rows<1>(nb, wg, at, a_stride, yt, y_stride);
+                F1(nb, wg, at, a_stride, yt, y_stride);
                 break;
             case 2:
-                group_rows<2>(nb, wg, at, a_stride, yt, y_stride);
+                F2(nb, wg, at, a_stride, yt, y_stride);
                 break;
             case 3:
-                group_rows<3>(nb, wg, at, a_stride, yt, y_stride);
+                F3(nb, wg, at, a_stride, yt, y_stride);
                 break;
             default:
                 break;
         }
     }
+}
+
+}  // namespace
+
+void tile_q4_K_x16(int64_t n, const void* w, size_t /*w_stride*/, int64_t n_w, const void* a,
+                   size_t a_stride, int64_t n_a, float* y, int64_t y_stride) {
+    run_groups<group_rows<1>, group_rows<2>, group_rows<3>, group_rows<4>>(
+        n, w, kGroupBlock, n_w, a, a_stride, n_a, y, y_stride);
+}
+
+void tile_q6_K_x16(int64_t n, const void* w, size_t /*w_stride*/, int64_t n_w, const void* a,
+                   size_t a_stride, int64_t n_a, float* y, int64_t y_stride) {
+    run_groups<group_rows_q6<1>, group_rows_q6<2>, group_rows_q6<3>, group_rows_q6<4>>(
+        n, w, kQ6GroupBlock, n_w, a, a_stride, n_a, y, y_stride);
 }
 
 }  // namespace strata::quant::avx512

@@ -30,6 +30,7 @@ void register_kernels(KernelTable& table) {
     table.set_tile(Type::Q6_K, Isa::avx512, quant::avx512::tile_q6_K);
     // Over weights interleaved at load (simd/repack.h), in that layout's order.
     table.set_tile_x16(Type::Q4_K, Isa::avx512, quant::avx512::tile_q4_K_x16);
+    table.set_tile_x16(Type::Q6_K, Isa::avx512, quant::avx512::tile_q6_K_x16);
 
     // Byte for byte the references.
     table.set_quantize_activation(Type::Q8_0, Isa::avx512, quant::avx512::quantize_activation_q8_0);
