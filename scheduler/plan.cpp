@@ -330,7 +330,6 @@ Placement dense_candidate(const ModelInfo& model, const Budgets& budgets, DenseS
     p.kv_bytes = model.kv_bytes_per_token * static_cast<uint64_t>(budgets.ctx);
     const uint64_t kv_layer =
         model.n_layer > 0 ? p.kv_bytes / static_cast<uint64_t>(model.n_layer) : 0;
-    uint64_t gpu = 0;
     for (size_t i = 0; i < model.tensors.size(); ++i) {
         const TensorInfo& t = model.tensors[i];
         if (t.part == Part::TokenEmbd) continue;
@@ -345,10 +344,7 @@ Placement dense_candidate(const ModelInfo& model, const Budgets& budgets, DenseS
             const bool attention = t.part == Part::Attention || t.part == Part::Norm;
             to_gpu = attention || t.layer < gpu_layers;
         }
-        if (to_gpu) {
-            p.tensors[i].tier = Tier::Gpu;
-            gpu += t.bytes;
-        }
+        if (to_gpu) p.tensors[i].tier = Tier::Gpu;
     }
     // The KV cache lives with the attention that reads it; a split one is kept whole on the CPU
     // side for the layers not on the GPU, counted on the GPU for those that are.
