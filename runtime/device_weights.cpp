@@ -30,8 +30,8 @@ int64_t upload_bytes(scheduler::Device& device, const gguf::Tensor& t, const std
                      const uint8_t* data, size_t bytes) {
     int64_t id;
     if (t.interleaved && !device.takes_interleaved()) {
-        std::vector<uint8_t> rows(data, data + bytes);
-        simd::deinterleave_rows(t.type, rows.data(), t.ne[0],
+        std::vector<uint8_t> rows(bytes);
+        simd::deinterleave_rows(t.type, data, rows.data(), t.ne[0],
                                 static_cast<int64_t>(bytes / t.row_bytes()));
         id = device.upload(what, rows.data(), bytes);
     } else {
@@ -88,7 +88,7 @@ DeviceTier::DeviceTier(scheduler::Device& device, const Model& model, const Devi
         const gguf::Tensor& t = model.file().tensor(key.first);
         const size_t slab = t.row_bytes() * static_cast<size_t>(t.ne[1]);
         ranges_[t.data + static_cast<size_t>(key.second) * slab] = {slab, buffer,
-                                                                   device_layout(device, t)};
+                                                                    device_layout(device, t)};
     }
 }
 
@@ -119,7 +119,7 @@ std::optional<scheduler::DeviceMatrix> DeviceTier::find(const simd::Matrix& w) c
     size_t offset = 0;
     const Range* r = locate(w.data, bytes, &offset);
     if (!r) return std::nullopt;
-    return scheduler::DeviceMatrix{r->buffer, offset,     w.type,   w.n_in,
+    return scheduler::DeviceMatrix{r->buffer, offset,       w.type,   w.n_in,
                                    w.n_out,   w.row_stride, r->layout};
 }
 

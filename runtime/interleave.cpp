@@ -54,7 +54,8 @@ bool regroup(const gguf::Tensor& t) {
     const auto start = reinterpret_cast<uintptr_t>(t.data);
     const uintptr_t end = start + t.nbytes;
     const uintptr_t lo = start & ~(page - 1), hi = (end + page - 1) & ~(page - 1);
-    void* m = ::mmap(nullptr, hi - lo, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    void* m = ::mmap(nullptr, hi - lo, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
     if (m == MAP_FAILED) return false;
     // The new byte of address a of the mapping.
     const auto at = [base = static_cast<uint8_t*>(m), lo](uintptr_t a) { return base + (a - lo); };

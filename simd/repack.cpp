@@ -1,6 +1,7 @@
 #include "simd/repack.h"
 
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <vector>
 
@@ -21,30 +22,31 @@ constexpr size_t level_offset(int r, int q) {
            static_cast<size_t>(q % 4);
 }
 
-void interleave_group(const uint8_t* rows, uint8_t* out, int64_t nb) {
-    for (int64_t i = 0; i < nb; ++i) {
-        uint8_t* o = out + static_cast<size_t>(i) * kGroupBlock;
-        for (int r = 0; r < kInterleaveRows; ++r) {
-            quant::block_q4_K b;
-            std::memcpy(&b, rows + (static_cast<size_t>(r) * nb + i) * sizeof(b), sizeof(b));
-            std::memcpy(o + 2 * r, &b.d, 2);
-            std::memcpy(o + 32 + 2 * r, &b.dmin, 2);
-            for (int k = 0; k < 3; ++k) std::memcpy(o + 64 + 64 * k + 4 * r, b.scales + 4 * k, 4);
-            for (int q = 0; q < 128; q += 4) std::memcpy(o + level_offset(r, q), b.qs + q, 4);
-        }
-    }
+// One field of n bytes, at `row` in the rows' bytes and `group` in the interleaved bytes,
+// copied from `from` to `to`: into the group when interleaving, back when not (kBack).
+template <bool kBack>
+inline void move(const uint8_t* from, uint8_t* to, size_t row, size_t group, size_t n) {
+    if constexpr (kBack)
+        std::memcpy(to + row, from + group, n);
+    else
+        std::memcpy(to + group, from + row, n);
 }
 
-void deinterleave_group(const uint8_t* in, uint8_t* rows, int64_t nb) {
+// Blocks of sixteen rows from one layout to the other: rows in the file's order on one side,
+// interleaved on the other.
+template <bool kBack>
+void regroup_q4_K(const uint8_t* from, uint8_t* to, int64_t nb) {
+    using B = quant::block_q4_K;
     for (int64_t i = 0; i < nb; ++i) {
-        const uint8_t* s = in + static_cast<size_t>(i) * kGroupBlock;
+        const size_t g = static_cast<size_t>(i) * kGroupBlock;
         for (int r = 0; r < kInterleaveRows; ++r) {
-            quant::block_q4_K b;
-            std::memcpy(&b.d, s + 2 * r, 2);
-            std::memcpy(&b.dmin, s + 32 + 2 * r, 2);
-            for (int k = 0; k < 3; ++k) std::memcpy(b.scales + 4 * k, s + 64 + 64 * k + 4 * r, 4);
-            for (int q = 0; q < 128; q += 4) std::memcpy(b.qs + q, s + level_offset(r, q), 4);
-            std::memcpy(rows + (static_cast<size_t>(r) * nb + i) * sizeof(b), &b, sizeof(b));
+            const size_t b = (static_cast<size_t>(r) * nb + i) * sizeof(B);
+            move<kBack>(from, to, b + offsetof(B, d), g + 2 * r, 2);
+            move<kBack>(from, to, b + offsetof(B, dmin), g + 32 + 2 * r, 2);
+            for (int k = 0; k < 3; ++k)
+                move<kBack>(from, to, b + offsetof(B, scales) + 4 * k, g + 64 + 64 * k + 4 * r, 4);
+            for (int q = 0; q < 128; q += 4)
+                move<kBack>(from, to, b + offsetof(B, qs) + q, g + level_offset(r, q), 4);
         }
     }
 }
@@ -61,64 +63,85 @@ constexpr size_t q6_qh_offset(int r, int q) {  // q < 64
            static_cast<size_t>(q % 4);
 }
 
-void interleave_group_q6(const uint8_t* rows, uint8_t* out, int64_t nb) {
+template <bool kBack>
+void regroup_q6_K(const uint8_t* from, uint8_t* to, int64_t nb) {
+    using B = quant::block_q6_K;
     for (int64_t i = 0; i < nb; ++i) {
-        uint8_t* o = out + static_cast<size_t>(i) * kQ6GroupBlock;
+        const size_t g = static_cast<size_t>(i) * kQ6GroupBlock;
         for (int r = 0; r < kInterleaveRows; ++r) {
-            quant::block_q6_K b;
-            std::memcpy(&b, rows + (static_cast<size_t>(r) * nb + i) * sizeof(b), sizeof(b));
-            std::memcpy(o + 2 * r, &b.d, 2);
-            for (int w = 0; w < 4; ++w) std::memcpy(o + 32 + 64 * w + 4 * r, b.scales + 4 * w, 4);
-            for (int q = 0; q < 128; q += 4) std::memcpy(o + q6_ql_offset(r, q), b.ql + q, 4);
-            for (int q = 0; q < 64; q += 4) std::memcpy(o + q6_qh_offset(r, q), b.qh + q, 4);
+            const size_t b = (static_cast<size_t>(r) * nb + i) * sizeof(B);
+            move<kBack>(from, to, b + offsetof(B, d), g + 2 * r, 2);
+            for (int w = 0; w < 4; ++w)
+                move<kBack>(from, to, b + offsetof(B, scales) + 4 * w, g + 32 + 64 * w + 4 * r, 4);
+            for (int q = 0; q < 128; q += 4)
+                move<kBack>(from, to, b + offsetof(B, ql) + q, g + q6_ql_offset(r, q), 4);
+            for (int q = 0; q < 64; q += 4)
+                move<kBack>(from, to, b + offsetof(B, qh) + q, g + q6_qh_offset(r, q), 4);
         }
     }
 }
 
-void deinterleave_group_q6(const uint8_t* in, uint8_t* rows, int64_t nb) {
-    for (int64_t i = 0; i < nb; ++i) {
-        const uint8_t* s = in + static_cast<size_t>(i) * kQ6GroupBlock;
-        for (int r = 0; r < kInterleaveRows; ++r) {
-            quant::block_q6_K b;
-            std::memcpy(&b.d, s + 2 * r, 2);
-            for (int w = 0; w < 4; ++w) std::memcpy(b.scales + 4 * w, s + 32 + 64 * w + 4 * r, 4);
-            for (int q = 0; q < 128; q += 4) std::memcpy(b.ql + q, s + q6_ql_offset(r, q), 4);
-            for (int q = 0; q < 64; q += 4) std::memcpy(b.qh + q, s + q6_qh_offset(r, q), 4);
-            std::memcpy(rows + (static_cast<size_t>(r) * nb + i) * sizeof(b), &b, sizeof(b));
-        }
-    }
-}
+// The type's regrouping of one group of sixteen rows from `from` into `to` (`back`: from the
+// interleaved layout to rows), null for types without a layout.
+using GroupFn = void (*)(const uint8_t* from, uint8_t* to, int64_t nb);
 
-using GroupFn = void (*)(const uint8_t*, uint8_t*, int64_t);
-
-// The type's regrouping of one group of 16 rows (`back`: the inverse), null for other types.
 GroupFn group_fn(quant::Type type, bool back) {
     switch (type) {
         case quant::Type::Q4_K:
-            return back ? deinterleave_group : interleave_group;
+            return back ? regroup_q4_K<true> : regroup_q4_K<false>;
         case quant::Type::Q6_K:
-            return back ? deinterleave_group_q6 : interleave_group_q6;
+            return back ? regroup_q6_K<true> : regroup_q6_K<false>;
         default:
             return nullptr;
     }
 }
 
-void for_each_group(quant::Type type, uint8_t* data, int64_t n_in, int64_t n_rows, bool back) {
-    const GroupFn fn = group_fn(type, back);
-    if (fn == nullptr || n_in % quant::QK_K != 0 || n_rows % kInterleaveRows != 0) return;
-    const int64_t nb = n_in / quant::QK_K;
-    const size_t group = quant::row_bytes(type, n_in) * kInterleaveRows;
-    const int64_t n_groups = n_rows / kInterleaveRows;
-#pragma omp parallel if (n_groups >= 64)
+// Sixteen-row groups of a matrix: the regrouping of one, bytes per group, how many. Null fn
+// when the type has no layout or the shape does not divide.
+struct Groups {
+    GroupFn fn = nullptr;
+    int64_t nb = 0;
+    size_t bytes = 0;
+    int64_t count = 0;
+};
+
+Groups groups_of(quant::Type type, int64_t n_in, int64_t n_rows, bool back) {
+    Groups g;
+    if (n_in % quant::QK_K != 0 || n_rows % kInterleaveRows != 0) return g;
+    g.fn = group_fn(type, back);
+    g.nb = n_in / quant::QK_K;
+    g.bytes = quant::row_bytes(type, n_in) * kInterleaveRows;
+    g.count = n_rows / kInterleaveRows;
+    return g;
+}
+
+void regroup_in_place(quant::Type type, uint8_t* data, int64_t n_in, int64_t n_rows, bool back) {
+    const Groups g = groups_of(type, n_in, n_rows, back);
+    if (g.fn == nullptr) return;
+#pragma omp parallel if (g.count >= 64)
     {
-        std::vector<uint8_t> tmp(group);
+        std::vector<uint8_t> tmp(g.bytes);
 #pragma omp for schedule(static)
-        for (int64_t g = 0; g < n_groups; ++g) {
-            uint8_t* p = data + static_cast<size_t>(g) * group;
-            fn(p, tmp.data(), nb);
-            std::memcpy(p, tmp.data(), group);
+        for (int64_t k = 0; k < g.count; ++k) {
+            uint8_t* p = data + static_cast<size_t>(k) * g.bytes;
+            g.fn(p, tmp.data(), g.nb);
+            std::memcpy(p, tmp.data(), g.bytes);
         }
     }
+}
+
+void regroup_copy(quant::Type type, const uint8_t* src, uint8_t* dst, int64_t n_in, int64_t n_rows,
+                  bool back) {
+    const Groups g = groups_of(type, n_in, n_rows, back);
+    if (g.fn == nullptr) return;
+#pragma omp parallel for schedule(static) if (g.count >= 64)
+    for (int64_t k = 0; k < g.count; ++k)
+        g.fn(src + static_cast<size_t>(k) * g.bytes, dst + static_cast<size_t>(k) * g.bytes, g.nb);
+}
+
+// hsum_float_8's tree over eight lanes: (0+4 + 2+6) + (1+5 + 3+7).
+float hsum_lanes8(const float acc[8]) {
+    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
 }
 
 }  // namespace
@@ -129,23 +152,21 @@ bool can_interleave(quant::Type type, int64_t n_in, int64_t n_out) {
 }
 
 void interleave_rows(quant::Type type, uint8_t* data, int64_t n_in, int64_t n_rows) {
-    for_each_group(type, data, n_in, n_rows, /*back=*/false);
+    regroup_in_place(type, data, n_in, n_rows, /*back=*/false);
 }
 
 void deinterleave_rows(quant::Type type, uint8_t* data, int64_t n_in, int64_t n_rows) {
-    for_each_group(type, data, n_in, n_rows, /*back=*/true);
+    regroup_in_place(type, data, n_in, n_rows, /*back=*/true);
 }
 
 void interleave_rows(quant::Type type, const uint8_t* src, uint8_t* dst, int64_t n_in,
                      int64_t n_rows) {
-    const GroupFn fn = group_fn(type, /*back=*/false);
-    if (fn == nullptr || n_in % quant::QK_K != 0 || n_rows % kInterleaveRows != 0) return;
-    const int64_t nb = n_in / quant::QK_K;
-    const size_t group = quant::row_bytes(type, n_in) * kInterleaveRows;
-    const int64_t n_groups = n_rows / kInterleaveRows;
-#pragma omp parallel for schedule(static) if (n_groups >= 64)
-    for (int64_t g = 0; g < n_groups; ++g)
-        fn(src + static_cast<size_t>(g) * group, dst + static_cast<size_t>(g) * group, nb);
+    regroup_copy(type, src, dst, n_in, n_rows, /*back=*/false);
+}
+
+void deinterleave_rows(quant::Type type, const uint8_t* src, uint8_t* dst, int64_t n_in,
+                       int64_t n_rows) {
+    regroup_copy(type, src, dst, n_in, n_rows, /*back=*/true);
 }
 
 void tile_q4_K_x16_ref(int64_t n, const void* w, size_t /*w_stride*/, int64_t n_w, const void* a,
@@ -193,10 +214,8 @@ void tile_q4_K_x16_ref(int64_t n, const void* w, size_t /*w_stride*/, int64_t n_
                         acc_mins[l] = std::fma(-dm, static_cast<float>(msum), acc_mins[l]);
                     }
                 }
-                const float h = ((acc[0] + acc[4]) + (acc[2] + acc[6])) +
-                                ((acc[1] + acc[5]) + (acc[3] + acc[7]));
                 const float mm = (acc_mins[0] + acc_mins[2]) + (acc_mins[1] + acc_mins[3]);
-                y[t * y_stride + g * kInterleaveRows + r] = h + mm;
+                y[t * y_stride + g * kInterleaveRows + r] = hsum_lanes8(acc) + mm;
             }
         }
     }
@@ -239,9 +258,7 @@ void tile_q6_K_x16_ref(int64_t n, const void* w, size_t /*w_stride*/, int64_t n_
                         acc[k] = std::fma(dd, static_cast<float>(sumi), acc[k]);
                     }
                 }
-                y[t * y_stride + g * kInterleaveRows + r] =
-                    ((acc[0] + acc[4]) + (acc[2] + acc[6])) +
-                    ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+                y[t * y_stride + g * kInterleaveRows + r] = hsum_lanes8(acc);
             }
         }
     }

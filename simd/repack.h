@@ -47,9 +47,11 @@ bool can_interleave(quant::Type type, int64_t n_in, int64_t n_out);
 // back. Types Q4_K and Q6_K (others are left as they are).
 void interleave_rows(quant::Type type, uint8_t* data, int64_t n_in, int64_t n_rows);
 void deinterleave_rows(quant::Type type, uint8_t* data, int64_t n_in, int64_t n_rows);
-// Interleaves n_rows contiguous rows from `src` into `dst` (another buffer of the same size).
+// The same from `src` into `dst` (another buffer of the same size).
 void interleave_rows(quant::Type type, const uint8_t* src, uint8_t* dst, int64_t n_in,
                      int64_t n_rows);
+void deinterleave_rows(quant::Type type, const uint8_t* src, uint8_t* dst, int64_t n_in,
+                       int64_t n_rows);
 
 // Scalar twins of the interleaved tiles (TileFn shape: w is n_w interleaved rows, a multiple of
 // 16; w_stride unused): the same integer sums and float steps, bit for bit, so it equals the

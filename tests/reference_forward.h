@@ -101,8 +101,8 @@ class ReferenceForward {
         std::vector<uint8_t> plain;
         const uint8_t* data = t->data;
         if (t->interleaved) {
-            plain.assign(t->data, t->data + t->nbytes);
-            simd::deinterleave_rows(t->type, plain.data(), m.n_in, m.n_out);
+            plain.resize(t->nbytes);
+            simd::deinterleave_rows(t->type, t->data, plain.data(), m.n_in, m.n_out);
             data = plain.data();
         }
         std::vector<float> row(static_cast<size_t>(m.n_in));

@@ -63,6 +63,13 @@ inline __m512i bcast32(const void* p) {
     return _mm512_set1_epi32(v);
 }
 
+// Eight lanes of sixteen rows added in hsum_float_8's tree: (0+4 + 2+6) + (1+5 + 3+7).
+inline __m512 hsum_lanes8(const __m512 acc[8]) {
+    return _mm512_add_ps(
+        _mm512_add_ps(_mm512_add_ps(acc[0], acc[4]), _mm512_add_ps(acc[2], acc[6])),
+        _mm512_add_ps(_mm512_add_ps(acc[1], acc[5]), _mm512_add_ps(acc[3], acc[7])));
+}
+
 // One group of 16 rows times NA activation rows (NA ≤ 4): y[t * y_stride + r], r < 16.
 template <int NA>
 void group_rows(int64_t nb, const uint8_t* w, const uint8_t* a, size_t a_stride, float* y,
@@ -142,10 +149,7 @@ void group_rows(int64_t nb, const uint8_t* w, const uint8_t* a, size_t a_stride,
     }
     for (int t = 0; t < NA; ++t) {
         // hsum_float_8's tree, then (l0 + l2) + (l1 + l3) of the mins, as the row kernels.
-        const __m512 h = _mm512_add_ps(
-            _mm512_add_ps(_mm512_add_ps(acc[t][0], acc[t][4]), _mm512_add_ps(acc[t][2], acc[t][6])),
-            _mm512_add_ps(_mm512_add_ps(acc[t][1], acc[t][5]),
-                          _mm512_add_ps(acc[t][3], acc[t][7])));
+        const __m512 h = hsum_lanes8(acc[t]);
         const __m512 mm = _mm512_add_ps(_mm512_add_ps(acc_mins[t][0], acc_mins[t][2]),
                                         _mm512_add_ps(acc_mins[t][1], acc_mins[t][3]));
         _mm512_storeu_ps(y + t * y_stride, _mm512_add_ps(h, mm));
@@ -211,11 +215,7 @@ void group_rows_q6(int64_t nb, const uint8_t* w, const uint8_t* a, size_t a_stri
         }
     }
     for (int t = 0; t < NA; ++t) {
-        const __m512 h = _mm512_add_ps(
-            _mm512_add_ps(_mm512_add_ps(acc[t][0], acc[t][4]), _mm512_add_ps(acc[t][2], acc[t][6])),
-            _mm512_add_ps(_mm512_add_ps(acc[t][1], acc[t][5]),
-                          _mm512_add_ps(acc[t][3], acc[t][7])));
-        _mm512_storeu_ps(y + t * y_stride, h);
+        _mm512_storeu_ps(y + t * y_stride, hsum_lanes8(acc[t]));
     }
 }
 
