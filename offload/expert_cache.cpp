@@ -109,6 +109,7 @@ CacheStats CacheStats::operator-(const CacheStats& b) const {
     d.predicted = predicted - b.predicted;
     d.predicted_right = predicted_right - b.predicted_right;
     d.stall_ns = stall_ns - b.stall_ns;
+    d.rewrites = rewrites - b.rewrites;
     d.read_busy_ns = read_busy_ns - b.read_busy_ns;
     return d;
 }
@@ -272,6 +273,7 @@ void ExpertCache::load(int32_t slot, int64_t layer, int32_t expert) {
     if (s.layer >= 0) where_[static_cast<size_t>(key(s.layer, s.expert))] = -1;
     s.layer = layer;
     s.expert = expert;
+    s.rewritten = false;
     s.last_use = ++tick_;
     where_[static_cast<size_t>(key(layer, expert))] = slot;
     const uint64_t per_buffer = std::max<uint64_t>(1, kMaxBuffer / slot_bytes_);
@@ -425,6 +427,13 @@ void ExpertCache::release(std::span<const ExpertHandle> handles) {
     }
 }
 
+void ExpertCache::mark_rewritten(const ExpertHandle& handle) {
+    Slot& s = slots_[static_cast<size_t>(handle.slot)];
+    if (s.rewritten) return;
+    s.rewritten = true;
+    ++layer_stats_[static_cast<size_t>(s.layer)].rewrites;
+}
+
 void ExpertCache::prefetch(int64_t layer, std::span<const int32_t> ids) {
     if (layer < 0 || layer >= store_.n_layer() || !store_.has_experts(layer)) return;
     predicted_[static_cast<size_t>(layer)].assign(ids.begin(), ids.end());
@@ -461,6 +470,7 @@ CacheStats ExpertCache::stats() const {
         t.predicted += s.predicted;
         t.predicted_right += s.predicted_right;
         t.stall_ns += s.stall_ns;
+        t.rewrites += s.rewrites;
     }
     t.read_busy_ns = reader_->busy_ns();
     return t;

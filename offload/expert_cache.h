@@ -59,12 +59,14 @@ struct LayerStats {
     uint64_t predicted = 0;        // routed experts of decode steps that had a prediction
     uint64_t predicted_right = 0;  // ... of which the prediction named
     uint64_t stall_ns = 0;         // waiting in wait() for this layer's reads
+    uint64_t rewrites = 0;         // experts the caller rewrote in their slots (mark_rewritten)
 };
 
 struct CacheStats {
     uint64_t hits = 0, misses = 0, bytes_read = 0, prefetched = 0;
     uint64_t predicted = 0, predicted_right = 0;
     uint64_t stall_ns = 0;
+    uint64_t rewrites = 0;
     uint64_t read_busy_ns = 0;  // time with reads in flight
     double hit_rate() const;
     double prefetch_accuracy() const;  // 0 without predictions
@@ -110,6 +112,14 @@ class ExpertCache {
     ExpertData wait(int64_t layer, const ExpertHandle& handle);
     void release(std::span<const ExpertHandle> handles);
 
+    // Whether the caller has rewritten the held expert's bytes in place since they were read
+    // (runtime/ regroups the slabs of experts that batches multiply for the interleaved
+    // kernels), and saying it has. Every read into a slot clears the mark.
+    bool rewritten(const ExpertHandle& handle) const {
+        return slots_[static_cast<size_t>(handle.slot)].rewritten;
+    }
+    void mark_rewritten(const ExpertHandle& handle);
+
     // Reads experts of `layer` expected soon (the next layer's router on the current hidden
     // state) into slots nobody pins, using at most half the unpinned slots; the ids are kept
     // to score the prediction when `layer` is acquired.
@@ -130,6 +140,7 @@ class ExpertCache {
         uint32_t pins = 0;
         uint32_t reads_left = 0;  // parts still in flight
         bool hot = false;         // profile hot set: never evicted
+        bool rewritten = false;   // mark_rewritten() since the last read
         uint64_t last_use = 0;
         uint8_t* data = nullptr;  // slot_bytes_ bytes in the arena
     };

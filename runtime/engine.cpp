@@ -133,7 +133,7 @@ void Engine::attach_budget(const SessionOptions& options, uint64_t kv_bytes) {
     co.trace_path = options.trace_path;
     co.reader = options.reader;
     experts_ = std::make_unique<offload::ExpertCache>(offload::ExpertStore(std::move(table)), co);
-    forward_->use_expert_cache(experts_.get());
+    forward_->use_expert_cache(experts_.get(), options.repack);
 }
 
 const std::vector<std::vector<uint64_t>>& Engine::routing_counts() const {

@@ -7,6 +7,7 @@
 
 #include "simd/dispatch.h"
 #include "simd/fp16.h"
+#include "simd/parallel.h"
 #include "simd/ref/common.h"
 
 namespace strata::simd {
@@ -115,28 +116,28 @@ Groups groups_of(quant::Type type, int64_t n_in, int64_t n_rows, bool back) {
     return g;
 }
 
+// Groups of sixteen rows are independent: a job of one task per group, on the pass's team when
+// called inside a forward pass (an expert cache slot regrouped before its product) or an OpenMP
+// loop of its own at load.
 void regroup_in_place(quant::Type type, uint8_t* data, int64_t n_in, int64_t n_rows, bool back) {
     const Groups g = groups_of(type, n_in, n_rows, back);
     if (g.fn == nullptr) return;
-#pragma omp parallel if (g.count >= 64)
-    {
-        std::vector<uint8_t> tmp(g.bytes);
-#pragma omp for schedule(static)
-        for (int64_t k = 0; k < g.count; ++k) {
-            uint8_t* p = data + static_cast<size_t>(k) * g.bytes;
-            g.fn(p, tmp.data(), g.nb);
-            std::memcpy(p, tmp.data(), g.bytes);
-        }
-    }
+    parallel_for(g.count, g.count * static_cast<int64_t>(g.bytes), [&](int64_t k) {
+        thread_local std::vector<uint8_t> tmp;
+        tmp.resize(g.bytes);
+        uint8_t* p = data + static_cast<size_t>(k) * g.bytes;
+        g.fn(p, tmp.data(), g.nb);
+        std::memcpy(p, tmp.data(), g.bytes);
+    });
 }
 
 void regroup_copy(quant::Type type, const uint8_t* src, uint8_t* dst, int64_t n_in, int64_t n_rows,
                   bool back) {
     const Groups g = groups_of(type, n_in, n_rows, back);
     if (g.fn == nullptr) return;
-#pragma omp parallel for schedule(static) if (g.count >= 64)
-    for (int64_t k = 0; k < g.count; ++k)
+    parallel_for(g.count, g.count * static_cast<int64_t>(g.bytes), [&](int64_t k) {
         g.fn(src + static_cast<size_t>(k) * g.bytes, dst + static_cast<size_t>(k) * g.bytes, g.nb);
+    });
 }
 
 // hsum_float_8's tree over eight lanes: (0+4 + 2+6) + (1+5 + 3+7).

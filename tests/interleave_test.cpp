@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "offload/expert_cache.h"
+#include "runtime/expert_table.h"
 #include "runtime/interleave.h"
 #include "runtime/session.h"
 #include "simd/repack.h"
@@ -99,6 +101,84 @@ TEST_P(Interleave, SameLogitsAsTheFileLayoutAndTheBytesReadBack) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, Interleave, ::testing::Values(quant::Type::Q4_K, quant::Type::Q6_K),
+                         [](const auto& p) { return std::string(quant::traits(p.param).name); });
+
+// A deepseek2 model whose experts regroup (rows of 256, 256 of them) under an expert cache that
+// holds half of them: experts a prompt multiplies for several tokens are regrouped in their slots
+// and decoding then reads them so, or in rows when they were evicted and read again. Prompt and
+// decodes give the bits of the mapping in the file's layout; with --no-repack nothing is rewritten.
+class InterleaveSlots : public ::testing::TestWithParam<quant::Type> {};
+
+std::vector<float> budget_logits(const Model& model, uint64_t budget, bool repack,
+                                 const std::vector<int32_t>& ids, uint64_t* rewrites) {
+    SessionOptions o;
+    o.n_ctx = 64;
+    o.repack = repack;
+    o.ram_budget = budget;
+    o.reader.quiet = true;
+    Session session(model, o);
+    std::vector<float> out;
+    session.decode_all({ids.data(), ids.size() - 3}, out);
+    for (size_t i = ids.size() - 3; i < ids.size(); ++i) {
+        const std::span<const float> l = session.decode({&ids[i], 1});
+        out.insert(out.end(), l.begin(), l.end());
+    }
+    *rewrites = session.expert_cache() ? session.expert_cache()->stats().rewrites : 0;
+    return out;
+}
+
+TEST_P(InterleaveSlots, RegroupedCacheSlotsGiveTheSameLogits) {
+    if (!simd::can_interleave(GetParam(), quant::QK_K, 16))
+        GTEST_SKIP() << "no interleaved tile for this type on this CPU (AVX-512 VNNI): nothing "
+                        "regroups";
+    test::TinySpec spec;
+    spec.arch = Arch::DeepSeek2;
+    spec.seed = 91;
+    spec.n_vocab = 130;
+    spec.n_layer = 3;
+    spec.n_embd = 256;
+    spec.n_head = 4;
+    spec.n_ff = 512;
+    spec.n_ff_exp = 256;
+    spec.n_expert = 8;
+    spec.n_expert_used = 3;
+    spec.gating = Gating::Sigmoid;
+    spec.probs_bias = true;
+    spec.weights_norm = true;
+    spec.type = GetParam();
+    test::TempDir dir;
+    const auto path = dir / "moe.gguf";
+    test::write_tiny_model(spec, path);
+    const std::vector<int32_t> ids = test::random_tokens(27, spec.n_vocab, 11);
+
+    const Model model = Model::load(gguf::File::open(path.string()));
+    SessionOptions plain;
+    plain.n_ctx = 64;
+    plain.repack = false;
+    Session reference(model, plain);
+    std::vector<float> want;
+    reference.decode_all({ids.data(), ids.size() - 3}, want);
+    for (size_t i = ids.size() - 3; i < ids.size(); ++i) {
+        const std::span<const float> l = reference.decode({&ids[i], 1});
+        want.insert(want.end(), l.begin(), l.end());
+    }
+
+    const offload::ExpertStore store(expert_table(model));
+    const uint64_t budget = store.resident_bytes() + reference.cache_bytes() +
+                            static_cast<uint64_t>(store.n_routed() / 2) * store.slot_bytes();
+    uint64_t rewrites = 0;
+    const std::vector<float> got = budget_logits(model, budget, true, ids, &rewrites);
+    ASSERT_EQ(got.size(), want.size());
+    EXPECT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float)));
+    EXPECT_GT(rewrites, 0u) << "no expert slot was regrouped";
+
+    const std::vector<float> rows = budget_logits(model, budget, false, ids, &rewrites);
+    EXPECT_EQ(0, std::memcmp(rows.data(), want.data(), rows.size() * sizeof(float)));
+    EXPECT_EQ(rewrites, 0u) << "slots regrouped under --no-repack";
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, InterleaveSlots,
+                         ::testing::Values(quant::Type::Q4_K, quant::Type::Q6_K),
                          [](const auto& p) { return std::string(quant::traits(p.param).name); });
 
 }  // namespace

@@ -57,9 +57,14 @@ class Forward {
     virtual void use_device(const DeviceTier* tier) = 0;
 
     // From now on, take routed experts from `cache` (which outlives this forward pass) instead
-    // of the file mapping; null goes back to the mapping. Architectures without routed experts
-    // ignore it.
-    virtual void use_expert_cache(offload::ExpertCache* cache) { (void)cache; }
+    // of the file mapping; null goes back to the mapping. With `regroup`, an expert that a batch
+    // multiplies for several tokens is regrouped in its slot for the interleaved kernels
+    // (simd/repack.h; same bits) and stays so until the slot is read again. Architectures
+    // without routed experts ignore it.
+    virtual void use_expert_cache(offload::ExpertCache* cache, bool regroup) {
+        (void)cache;
+        (void)regroup;
+    }
 
     // How often the router chose each routed expert since construction: [layer][expert], empty
     // rows for layers without routed experts; empty for architectures without them. Counts what

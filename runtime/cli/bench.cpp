@@ -14,8 +14,9 @@
 // bandwidth_fraction (these two when decoding); with --ram-budget also the decode phase's
 // expert-cache figures: hit_rate, bytes_read_per_token, read_gbps (bytes read over the time reads
 // were in flight), stall_ms_per_token (time the forward pass waited for reads) and
-// prefetch_accuracy (share of routed experts the next-layer guess named), and the prefill's
-// prefill_bytes_read.
+// prefetch_accuracy (share of routed experts the next-layer guess named), the prefill's
+// prefill_bytes_read, and experts_regrouped (slots rewritten for the interleaved kernels because
+// a batch multiplied them for several tokens, over the whole run).
 // --parallel K then decodes -n tokens in each of K sequences at once (each after its own -p random
 // prompt, untimed), one pass per step for all of them as `strata serve` batches its requests
 // (Forward::run_batch), and reports the aggregate decode tokens/s and its ratio to one sequence's
@@ -248,6 +249,7 @@ void run_bench(const BenchOptions& o) {
             j["prefetched"] = dec.prefetched;
             j["prefill_bytes_read"] = (s1 - s0).bytes_read;
             j["prefill_read_gbps"] = (s1 - s0).read_gbps();
+            j["experts_regrouped"] = cache->stats().rewrites;
         }
         fmt::print("{}\n", j.dump());
         return;

@@ -161,7 +161,7 @@ void print_cache_stats(const Session& session, bool per_layer) {
     std::fprintf(stderr,
                  "expert cache: %lld slots of %.2f MiB (%s, %s pages, %s); hit rate %.3f "
                  "(%llu hits, %llu misses); read %.1f MiB at %.2f GB/s; stall %.1f ms; "
-                 "prefetched %llu, prediction accuracy %.3f\n",
+                 "prefetched %llu, prediction accuracy %.3f; %llu regrouped for batches\n",
                  static_cast<long long>(cache->n_slots()),
                  static_cast<double>(cache->slot_bytes()) / (1 << 20),
                  std::string(offload::policy_name(cache->policy())).c_str(),
@@ -173,7 +173,8 @@ void print_cache_stats(const Session& session, bool per_layer) {
                  static_cast<unsigned long long>(st.misses),
                  static_cast<double>(st.bytes_read) / (1 << 20), st.read_gbps(),
                  static_cast<double>(st.stall_ns) / 1e6,
-                 static_cast<unsigned long long>(st.prefetched), st.prefetch_accuracy());
+                 static_cast<unsigned long long>(st.prefetched), st.prefetch_accuracy(),
+                 static_cast<unsigned long long>(st.rewrites));
     if (!per_layer) return;
     for (int64_t il = 0; il < cache->store().n_layer(); ++il) {
         if (!cache->store().has_experts(il)) continue;
