@@ -1,6 +1,8 @@
-// Dot products of the legacy formats with their 8-bit partners, block by block: an exact integer
-// sum of quant products, scaled by d_w·d_a. Formats with a minimum (Q4_1, Q5_1) add m·s, where
+// Dot products of the legacy formats with their 8-bit partners, block by block: exact integer
+// sums of quant products, scaled by d_w·d_a. Formats with a minimum (Q4_1, Q5_1) add m·s, where
 // the partner's s = d_a·Σq_a carries the activation sum, so the offset costs one multiply.
+#include <cmath>
+
 #include "simd/quant.h"
 #include "simd/ref/common.h"
 #include "simd/ref/ref.h"
@@ -29,74 +31,85 @@ void unpack_five_bits(const Block& b, int offset, int* q) {
     }
 }
 
-int dot32(const int* q, const int8_t* a) {
-    int sum = 0;
-    for (int j = 0; j < 32; ++j) sum += q[j] * a[j];
-    return sum;
+// The sums in llama.cpp's AVX2 order (simd/avx2/legacy_dot.cpp), which its AVX-512 build runs
+// and the golden logits were made with: eight float lanes, lane k taking each block's exact
+// integer sum of elements 4k .. 4k + 3 times d_w·d_a in a fused multiply-add, the lanes added at
+// the end in hsum_float_8's tree. ggml's own scalar loop (one running float sum) rounds
+// differently, and deepseek2's routing turns such last bits into other experts.
+struct Lanes8 {
+    float acc[8] = {};
+
+    void add_block(float d, const int* q, const int8_t* a) {
+        for (int k = 0; k < 8; ++k) {
+            int sum = 0;
+            for (int j = 4 * k; j < 4 * k + 4; ++j) sum += q[j] * a[j];
+            acc[k] = std::fma(d, static_cast<float>(sum), acc[k]);
+        }
+    }
+    // hsum_float_8: (0+4 + 2+6) + (1+5 + 3+7).
+    float total() const {
+        return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+    }
+};
+
+// Σ_blocks (d_w·d_a)·Σ level·q8 with Q8_0 partners; `levels(block, q)` writes the 32 signed
+// levels.
+template <typename Block, typename Levels>
+float dot_with_q8_0(int64_t n, const void* w, const void* a, Levels levels) {
+    const auto* x = static_cast<const Block*>(w);
+    const auto* y = static_cast<const block_q8_0*>(a);
+    Lanes8 lanes;
+    int q[32];
+    for (int64_t i = 0; i < n / 32; ++i) {
+        levels(x[i], q);
+        lanes.add_block(f16(x[i].d) * f16(y[i].d), q, y[i].qs);
+    }
+    return lanes.total();
+}
+
+// The same with Q8_1 partners and a minimum: m_w·s_a summed apart, one fused multiply-add per
+// block, added after the lanes.
+template <typename Block, typename Levels>
+float dot_with_q8_1(int64_t n, const void* w, const void* a, Levels levels) {
+    const auto* x = static_cast<const Block*>(w);
+    const auto* y = static_cast<const block_q8_1*>(a);
+    Lanes8 lanes;
+    float mins = 0.0f;
+    int q[32];
+    for (int64_t i = 0; i < n / 32; ++i) {
+        mins = std::fma(f16(x[i].m), f16(y[i].s), mins);
+        levels(x[i], q);
+        lanes.add_block(f16(x[i].d) * f16(y[i].d), q, y[i].qs);
+    }
+    return lanes.total() + mins;
 }
 
 }  // namespace
 
 float vec_dot_q4_0(int64_t n, const void* w, const void* a) {
-    const auto* x = static_cast<const block_q4_0*>(w);
-    const auto* y = static_cast<const block_q8_0*>(a);
-    float sum = 0.0f;
-    int q[32];
-    for (int64_t i = 0; i < n / QK4_0; ++i) {
-        unpack_nibbles(x[i], 8, q);
-        sum += (f16(x[i].d) * f16(y[i].d)) * static_cast<float>(dot32(q, y[i].qs));
-    }
-    return sum;
+    return dot_with_q8_0<block_q4_0>(n, w, a,
+                                     [](const block_q4_0& b, int* q) { unpack_nibbles(b, 8, q); });
 }
 
 float vec_dot_q4_1(int64_t n, const void* w, const void* a) {
-    const auto* x = static_cast<const block_q4_1*>(w);
-    const auto* y = static_cast<const block_q8_1*>(a);
-    float sum = 0.0f;
-    int q[32];
-    for (int64_t i = 0; i < n / QK4_1; ++i) {
-        unpack_nibbles(x[i], 0, q);
-        sum += (f16(x[i].d) * f16(y[i].d)) * static_cast<float>(dot32(q, y[i].qs)) +
-               f16(x[i].m) * f16(y[i].s);
-    }
-    return sum;
+    return dot_with_q8_1<block_q4_1>(n, w, a,
+                                     [](const block_q4_1& b, int* q) { unpack_nibbles(b, 0, q); });
 }
 
 float vec_dot_q5_0(int64_t n, const void* w, const void* a) {
-    const auto* x = static_cast<const block_q5_0*>(w);
-    const auto* y = static_cast<const block_q8_0*>(a);
-    float sum = 0.0f;
-    int q[32];
-    for (int64_t i = 0; i < n / QK5_0; ++i) {
-        unpack_five_bits(x[i], 16, q);
-        sum += (f16(x[i].d) * f16(y[i].d)) * static_cast<float>(dot32(q, y[i].qs));
-    }
-    return sum;
+    return dot_with_q8_0<block_q5_0>(
+        n, w, a, [](const block_q5_0& b, int* q) { unpack_five_bits(b, 16, q); });
 }
 
 float vec_dot_q5_1(int64_t n, const void* w, const void* a) {
-    const auto* x = static_cast<const block_q5_1*>(w);
-    const auto* y = static_cast<const block_q8_1*>(a);
-    float sum = 0.0f;
-    int q[32];
-    for (int64_t i = 0; i < n / QK5_1; ++i) {
-        unpack_five_bits(x[i], 0, q);
-        sum += (f16(x[i].d) * f16(y[i].d)) * static_cast<float>(dot32(q, y[i].qs)) +
-               f16(x[i].m) * f16(y[i].s);
-    }
-    return sum;
+    return dot_with_q8_1<block_q5_1>(
+        n, w, a, [](const block_q5_1& b, int* q) { unpack_five_bits(b, 0, q); });
 }
 
 float vec_dot_q8_0(int64_t n, const void* w, const void* a) {
-    const auto* x = static_cast<const block_q8_0*>(w);
-    const auto* y = static_cast<const block_q8_0*>(a);
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n / QK8_0; ++i) {
-        int isum = 0;
-        for (int j = 0; j < QK8_0; ++j) isum += x[i].qs[j] * y[i].qs[j];
-        sum += (f16(x[i].d) * f16(y[i].d)) * static_cast<float>(isum);
-    }
-    return sum;
+    return dot_with_q8_0<block_q8_0>(n, w, a, [](const block_q8_0& b, int* q) {
+        for (int j = 0; j < 32; ++j) q[j] = b.qs[j];
+    });
 }
 
 // Q8_1 is an activation format; ggml has no kernel for it as a weight. This one exists so that
