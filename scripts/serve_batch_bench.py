@@ -7,13 +7,14 @@ stream alone against 16 concurrent streams, each of the same fixed length (max_t
   scripts/serve_batch_bench.py STRATA_BIN [MODEL] [--tokens N] [--streams K] [--threads T]
                                [--rounds R]
 
-MODEL defaults to the shipped models/strata-tiny-r1.gguf. Decode tokens/s of a set of streams is
-the tokens after each stream's first, summed, over the time from the earliest first token to the
-latest last token (prefill and time to first token left out). The same is measured with
-non-streaming requests (tokens over the time from the first request sent to the last answer in),
-which leaves out the per-token SSE work of handlers and client: on a small model and few cores
-that work, not the forward pass, bounds the streamed figure. Rounds alternate one and K; medians
-are printed. Exit status 1 when a text differs.
+MODEL defaults to the shipped models/strata-tiny-r1.gguf. Decode tokens/s of a set of K streams
+is K·(N - 1) tokens over T(N) - T(1): T(n) is the time from sending the K requests of n tokens
+to the last one's end, so prefill, time to first token and queueing cancel out, whatever text
+the tokens make (a synthesized model's tokens often make none, and deltas cannot time them).
+The same is measured with non-streaming requests, which leaves out the per-token SSE work of
+handlers and client: on a small model and few cores that work, not the forward pass, bounds the
+streamed figure. Rounds alternate one and K; medians are printed. Exit status 1 when a text
+differs.
 """
 import argparse, http.client, json, os, re, statistics, subprocess, sys, threading, time
 
@@ -44,8 +45,8 @@ while port is None:
 threading.Thread(target=srv.stderr.read, daemon=True).start()
 
 
-def request(i):
-    return {"model": "x", "temperature": 0, "max_tokens": a.tokens, "ignore_eos": True,
+def request(i, tokens=None):
+    return {"model": "x", "temperature": 0, "max_tokens": tokens or a.tokens, "ignore_eos": True,
             "messages": [{"role": "user", "content": f"What is {101 + 37 * i}+{250 + 59 * i}?"}]}
 
 
@@ -60,12 +61,11 @@ def whole(i):
     return m.get("reasoning_content", "") + "\x00" + m["content"]
 
 
-def stream(i, out):
-    """Streams request i; out[i] = (text, completion tokens, first token time, last token time)."""
-    body = dict(request(i), stream=True, stream_options={"include_usage": True})
+def stream(i, tokens, out):
+    """Streams request i of `tokens` tokens; out[i] = (text, completion tokens)."""
+    body = dict(request(i, tokens), stream=True, stream_options={"include_usage": True})
     r = post(body)
-    opened = time.perf_counter()
-    text, first, last, n = ["", ""], None, None, 0
+    text, n = ["", ""], 0
     for line in r:
         if not line.startswith(b"data: {"):
             continue
@@ -74,56 +74,48 @@ def stream(i, out):
             n = chunk["usage"]["completion_tokens"]
         for c in chunk["choices"]:
             d = c.get("delta", {})
-            if "reasoning_content" in d or d.get("content"):
-                now = time.perf_counter()
-                first = first or now
-                last = now
-                text[0] += d.get("reasoning_content", "")
-                text[1] += d.get("content", "")
-    # A model whose tokens make no visible text (a synthesized one) streams no deltas: the
-    # response's span stands in for the first and last token's.
-    out[i] = (text[0] + "\x00" + text[1], n, first or opened, last or time.perf_counter())
+            text[0] += d.get("reasoning_content", "") or ""
+            text[1] += d.get("content", "") or ""
+    out[i] = (text[0] + "\x00" + text[1], n)
 
 
-def run_whole(k):
-    """Tokens/s of k concurrent non-streaming requests, first request sent to last answer in:
-    the server's rate without the per-token SSE work of client and handlers."""
-    out = [0] * k
+def answer(i, tokens, out):
+    """Request i of `tokens` tokens, whole; out[i] = (text, completion tokens)."""
+    body = json.loads(post(request(i, tokens)).read())
+    m = body["choices"][0]["message"]
+    out[i] = (m.get("reasoning_content", "") + "\x00" + m["content"],
+              body["usage"]["completion_tokens"])
 
-    def one(i):
-        out[i] = json.loads(post(request(i)).read())["usage"]["completion_tokens"]
-    ts = [threading.Thread(target=one, args=(i,)) for i in range(k)]
+
+def timed(k, tokens, fn):
+    """Seconds from sending k concurrent requests of `tokens` tokens to the last one's end, the
+    tokens generated, and the texts."""
+    out = [None] * k
+    ts = [threading.Thread(target=fn, args=(i, tokens, out)) for i in range(k)]
     t0 = time.perf_counter()
     for t in ts:
         t.start()
     for t in ts:
         t.join()
-    return sum(out) / (time.perf_counter() - t0)
+    return time.perf_counter() - t0, sum(n for _, n in out), [x for x, _ in out]
 
 
-def run_streams(k):
-    """Decode tokens/s of k concurrent streams, and their texts."""
-    out = [None] * k
-    ts = [threading.Thread(target=stream, args=(i, out)) for i in range(k)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    tokens = sum(n - 1 for _, n, _, _ in out)
-    span = max(l for _, _, _, l in out) - min(f for _, _, f, _ in out)
-    return tokens / span, [t for t, _, _, _ in out]
+def decode_rate(k, fn):
+    """Decode tokens/s of k concurrent requests: k·(N - 1) tokens over T(N) - T(1)."""
+    t1, n1, _ = timed(k, 1, fn)
+    tn, nn, texts = timed(k, a.tokens, fn)
+    return (nn - n1) / (tn - t1), texts
 
 
 try:
     whole(0)  # warm up
     one, many, one_w, many_w = [], [], [], []
     for r in range(a.rounds):
-        tps, _ = run_streams(1)
-        one.append(tps)
-        tps, texts = run_streams(a.streams)
+        one.append(decode_rate(1, stream)[0])
+        tps, texts = decode_rate(a.streams, stream)
         many.append(tps)
-        one_w.append(run_whole(1))
-        many_w.append(run_whole(a.streams))
+        one_w.append(decode_rate(1, answer)[0])
+        many_w.append(decode_rate(a.streams, answer)[0])
         print(f"round {r}: streamed: 1 stream {one[-1]:.1f} tok/s, {a.streams} streams "
               f"{many[-1]:.1f} tok/s aggregate; whole answers: 1 request {one_w[-1]:.1f} tok/s, "
               f"{a.streams} requests {many_w[-1]:.1f} tok/s", flush=True)
