@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "runtime/arch/forward.h"
@@ -90,20 +92,23 @@ Engine::Engine(const Model& model, const SessionOptions& options, int64_t n_seqs
         fail("--threads is {}, expected a positive number", options.n_threads);
     if (n_seqs <= 0) fail("{} sequences, expected at least one", n_seqs);
     n_ctx_ = options.n_ctx > 0 ? options.n_ctx : default_ctx(model.hparams());
+    // The GPU tier is planned first: the tensors it takes whole keep the file's pages.
+    GpuOptions gpu = options.gpu;
+    gpu.ram_budget = options.ram_budget;
+    std::optional<scheduler::Placement> placement;
+    if (gpu.budget > 0) placement = GpuTier::plan(model, gpu, n_ctx_ * n_seqs);
     // Before the forward pass takes its views of the matrices: they carry the layout.
     if (options.repack)
-        interleave_weights(model, options.ram_budget > 0 && expert_table(model).n_layer > 0);
+        interleave_weights(
+            model, options.ram_budget > 0 && expert_table(model).n_layer > 0,
+            placement ? GpuTier::whole_tensors(model, *placement) : std::vector<std::string>{});
     forward_ = make_forward(model, options.mla_legacy);
     layout_ = forward_->kv_layout();
     const uint64_t one = layout_.bytes(n_ctx_);
     if (one != 0 && static_cast<uint64_t>(n_seqs) > std::numeric_limits<uint64_t>::max() / one)
         fail("--ctx {} for {} sequences: the KV caches' size overflows", n_ctx_, n_seqs);
     if (options.ram_budget > 0) attach_budget(options, one * static_cast<uint64_t>(n_seqs));
-    if (options.gpu.budget > 0) {
-        GpuOptions gpu = options.gpu;
-        gpu.ram_budget = options.ram_budget;
-        gpu_ = std::make_unique<GpuTier>(model, *forward_, gpu, n_ctx_ * n_seqs);
-    }
+    if (placement) gpu_ = std::make_unique<GpuTier>(model, *forward_, gpu, std::move(*placement));
     load_weights(model, experts_ != nullptr, gpu_.get());
 }
 

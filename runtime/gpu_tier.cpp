@@ -24,10 +24,8 @@ std::unique_ptr<scheduler::Device> make_device(const std::string& name, uint64_t
 
 }  // namespace
 
-GpuTier::GpuTier(const Model& model, Forward& forward, const GpuOptions& options, int64_t n_ctx)
-    : forward_(&forward) {
+scheduler::Placement GpuTier::plan(const Model& model, const GpuOptions& options, int64_t n_ctx) {
     if (options.budget == 0) fail("--gpu-budget is 0: nothing to place on a GPU");
-    device_ = make_device(options.device, options.budget);
     const scheduler::ModelInfo info = model_info(model);
     scheduler::Figures figures = scheduler::published_figures();
     const std::string cached = scheduler::default_figures_path();
@@ -45,7 +43,30 @@ GpuTier::GpuTier(const Model& model, Forward& forward, const GpuOptions& options
     const scheduler::RoutingProfile usage =
         options.usage_path.empty() ? scheduler::RoutingProfile{}
                                    : scheduler::read_routing_profile(options.usage_path);
-    placement_ = scheduler::plan(info, figures, b, usage);
+    return scheduler::plan(info, figures, b, usage);
+}
+
+std::vector<std::string> GpuTier::whole_tensors(const Model& model,
+                                                const scheduler::Placement& placement) {
+    const scheduler::ModelInfo info = model_info(model);
+    std::vector<std::string> names;
+    for (size_t i = 0; i < info.tensors.size() && i < placement.tensors.size(); ++i) {
+        const scheduler::TensorPlacement& tp = placement.tensors[i];
+        if (tp.slabs.empty() && tp.tier == scheduler::Tier::Gpu)
+            names.push_back(info.tensors[i].name);
+    }
+    return names;
+}
+
+GpuTier::GpuTier(const Model& model, Forward& forward, const GpuOptions& options,
+                 scheduler::Placement placement)
+    : forward_(&forward), placement_(std::move(placement)) {
+    if (options.budget == 0) fail("--gpu-budget is 0: nothing to place on a GPU");
+    device_ = make_device(options.device, options.budget);
+    const scheduler::ModelInfo info = model_info(model);
+    if (placement_.tensors.size() != info.tensors.size())
+        fail("--gpu-budget: the placement has {} tensors, the model {}", placement_.tensors.size(),
+             info.tensors.size());
     // The host device's copies are anonymous memory: more than the machine has free would end in
     // the OOM killer, not in an error.
     const uint64_t gpu_weights =

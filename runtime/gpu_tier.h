@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "runtime/device_weights.h"
 #include "runtime/model.h"
@@ -34,10 +35,19 @@ struct GpuOptions {
 
 class GpuTier {
   public:
-    // Plans for the budget (the cached hardware figures, or the published ones), uploads the
-    // GPU part and hands it to `forward`, which must not outlive this tier. Throws
-    // strata::Error when the device is unknown or missing, or the budget is passed.
-    GpuTier(const Model& model, Forward& forward, const GpuOptions& options, int64_t n_ctx);
+    // The planner's placement for the budget (the cached hardware figures, or the published
+    // ones) and a KV cache of n_ctx positions. Throws strata::Error on a bad budget or profile.
+    static scheduler::Placement plan(const Model& model, const GpuOptions& options, int64_t n_ctx);
+    // Tensors `placement` puts wholly on the GPU: the weights regrouping leaves as they are, so
+    // that their pages of the file mapping can be handed back once uploaded (runtime/interleave.h).
+    static std::vector<std::string> whole_tensors(const Model& model,
+                                                  const scheduler::Placement& placement);
+
+    // Uploads the GPU part of `placement` (from plan()) and hands it to `forward`, which must
+    // not outlive this tier. Throws strata::Error when the device is unknown or missing, or the
+    // budget is passed.
+    GpuTier(const Model& model, Forward& forward, const GpuOptions& options,
+            scheduler::Placement placement);
     ~GpuTier();
     GpuTier(const GpuTier&) = delete;
     GpuTier& operator=(const GpuTier&) = delete;

@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -118,12 +119,17 @@ bool interleavable(const gguf::Tensor& t, bool routed_from_cache) {
     return simd::can_interleave(t.type, t.ne[0], t.ne[1]) && t.ne[3] == 1;
 }
 
-uint64_t interleave_weights(const Model& model, bool routed_from_cache) {
+uint64_t interleave_weights(const Model& model, bool routed_from_cache,
+                            std::span<const std::string> keep) {
     // An image the caller owns is not ours to rewrite.
     if (!model.file().mapped()) return 0;
+    const auto wanted = [&](const gguf::Tensor& t) {
+        return interleavable(t, routed_from_cache) &&
+               std::find(keep.begin(), keep.end(), t.name) == keep.end();
+    };
     uint64_t total = 0, resident = 0;
     for (const gguf::Tensor& t : model.file().tensors()) {
-        if (interleavable(t, routed_from_cache)) total += t.nbytes;
+        if (wanted(t)) total += t.nbytes;
         if (!routed_from_cache || role_of(t.name) != Role::RoutedExperts) resident += t.nbytes;
     }
     if (total == 0) return 0;
@@ -135,7 +141,7 @@ uint64_t interleave_weights(const Model& model, bool routed_from_cache) {
     Progress progress("regrouping", total, /*bytes=*/true);
     uint64_t done = 0;
     for (const gguf::Tensor& t : model.file().tensors()) {
-        if (!interleavable(t, routed_from_cache)) continue;
+        if (!wanted(t)) continue;
         if (!regroup(t)) break;  // out of memory: the rest stay as they are
         t.interleaved = true;
         done += t.nbytes;

@@ -6,6 +6,8 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
+#include <string>
 
 #include "runtime/model.h"
 
@@ -16,9 +18,11 @@ namespace strata {
 // interleaved tile on this CPU and whose rows per matrix (ne[1]) are a multiple of 16. Routed
 // experts are left alone when `routed_from_cache` (an expert cache reads them from the file).
 // Nothing is rewritten when the weights a pass reads from the mapping exceed the memory
-// available (the rewritten pages could not be dropped and paged in again). Returns the bytes
-// rewritten by this call.
-uint64_t interleave_weights(const Model& model, bool routed_from_cache);
+// available (the rewritten pages could not be dropped and paged in again), nor the tensors named
+// in `keep` (those a GPU tier takes whole: their pages of the mapping are handed back once
+// uploaded, which only the file's own pages can be). Returns the bytes rewritten by this call.
+uint64_t interleave_weights(const Model& model, bool routed_from_cache,
+                            std::span<const std::string> keep = {});
 
 // Whether interleave_weights would take this tensor (given whether routed experts come from a
 // cache).

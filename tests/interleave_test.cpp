@@ -4,6 +4,7 @@
 // of the file's layout (--no-repack) bit for bit, for a prompt and for single-token decodes.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -11,8 +12,10 @@
 
 #include "offload/expert_cache.h"
 #include "runtime/expert_table.h"
+#include "runtime/gpu_tier.h"
 #include "runtime/interleave.h"
 #include "runtime/session.h"
+#include "scheduler/cost.h"
 #include "simd/repack.h"
 #include "test_util.h"
 #include "tiny_model.h"
@@ -102,6 +105,57 @@ TEST_P(Interleave, SameLogitsAsTheFileLayoutAndTheBytesReadBack) {
 
 INSTANTIATE_TEST_SUITE_P(Types, Interleave, ::testing::Values(quant::Type::Q4_K, quant::Type::Q6_K),
                          [](const auto& p) { return std::string(quant::traits(p.param).name); });
+
+// A GPU tier planned for half the weights: the tensors it takes whole keep the file's layout (so
+// that their pages can be handed back once uploaded), the others are regrouped, and the split
+// gives the logits of the file's layout on the CPU alone, bit for bit.
+TEST(InterleaveGpuTier, TensorsTheTierTakesWholeAreNotRegrouped) {
+    if (!simd::can_interleave(quant::Type::Q4_K, quant::QK_K, 16))
+        GTEST_SKIP() << "no interleaved tile for Q4_K on this CPU (AVX-512 VNNI): nothing "
+                        "regroups";
+    const test::TinySpec spec = spec_of(quant::Type::Q4_K);
+    test::TempDir dir;
+    const auto path = dir / "m.gguf";
+    test::write_tiny_model(spec, path);
+    const std::vector<int32_t> ids = test::random_tokens(21, spec.n_vocab, 5);
+    const Model plain = Model::load(gguf::File::open(path.string()));
+    const std::vector<float> want = logits_of(plain, /*repack=*/false, ids);
+
+    const Model model = Model::load(gguf::File::open(path.string()));
+    uint64_t weights = 0;
+    for (const gguf::Tensor& t : model.file().tensors()) weights += t.nbytes;
+    SessionOptions o;
+    o.n_ctx = 64;
+    o.gpu.budget = weights / 2;
+    o.gpu.device = "host";
+    o.gpu.reserve = 0;
+    o.gpu.figures = scheduler::published_figures();
+    o.gpu.figures->pcie_latency_us = 0;  // or a model this small is faster on the CPU alone
+    const std::vector<std::string> whole =
+        GpuTier::whole_tensors(model, GpuTier::plan(model, o.gpu, o.n_ctx));
+    Session session(model, o);
+    int64_t kept = 0, regrouped = 0;
+    for (const gguf::Tensor& t : model.file().tensors()) {
+        if (std::find(whole.begin(), whole.end(), t.name) != whole.end()) {
+            EXPECT_FALSE(t.interleaved) << t.name << " is on the GPU tier but was regrouped";
+            kept += interleavable(t, false);
+        } else {
+            regrouped += t.interleaved;
+        }
+    }
+    EXPECT_GT(kept, 0) << "the tier took no regroupable tensor whole: the test tests nothing ("
+                       << whole.size() << " tensors whole: " << (whole.empty() ? "" : whole[0])
+                       << ")";
+    EXPECT_GT(regrouped, 0);
+    std::vector<float> got;
+    session.decode_all({ids.data(), ids.size() - 2}, got);
+    for (size_t i = ids.size() - 2; i < ids.size(); ++i) {
+        const std::span<const float> l = session.decode({&ids[i], 1});
+        got.insert(got.end(), l.begin(), l.end());
+    }
+    ASSERT_EQ(got.size(), want.size());
+    EXPECT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float)));
+}
 
 // A deepseek2 model whose experts regroup (rows of 256, 256 of them) under an expert cache that
 // holds half of them: experts a prompt multiplies for several tokens are regrouped in their slots

@@ -166,12 +166,11 @@ void expect_batch_equals_alone(const Model& m, MlaLegacy legacy, bool split) {
     std::unique_ptr<Forward> batched = make_forward(m, legacy), alone = make_forward(m, legacy);
     std::optional<GpuTier> tier;
     if (split) {
-        tier.emplace(m, *batched,
-                     GpuOptions{.budget = weight_bytes(m) / 2,
-                                .device = "host",
-                                .reserve = 0,
-                                .figures = tiny_figures()},
-                     32);
+        const GpuOptions options{.budget = weight_bytes(m) / 2,
+                                 .device = "host",
+                                 .reserve = 0,
+                                 .figures = tiny_figures()};
+        tier.emplace(m, *batched, options, GpuTier::plan(m, options, 32));
     }
     std::vector<KvCache> a, b;
     std::vector<int64_t> pos(k);
