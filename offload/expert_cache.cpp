@@ -117,14 +117,14 @@ CacheStats CacheStats::operator-(const CacheStats& b) const {
 ExpertCache::ExpertCache(ExpertStore store, const CacheOptions& options)
     : store_(std::move(store)), options_(options) {
     slot_bytes_ = store_.slot_bytes();
-    const uint64_t fixed = store_.resident_bytes() + options_.kv_bytes;
+    const uint64_t fixed = store_.resident_bytes() + options_.kv_bytes + options_.workspace_bytes;
     const uint64_t minimum = fixed + slot_bytes_;
     if (options_.budget_bytes < minimum) {
         fail(
             "--ram-budget {:.2f} GiB is too small: resident weights {:.2f} GiB + KV cache {:.2f} "
-            "GiB + one expert slot {:.3f} GiB; minimum budget {:.2f} GiB",
+            "GiB + workspace {:.2f} GiB + one expert slot {:.3f} GiB; minimum budget {:.2f} GiB",
             gib(options_.budget_bytes), gib(store_.resident_bytes()), gib(options_.kv_bytes),
-            gib(slot_bytes_), std::ceil(gib(minimum) * 100) / 100);
+            gib(options_.workspace_bytes), gib(slot_bytes_), std::ceil(gib(minimum) * 100) / 100);
     }
     const uint64_t n_slots = std::min<uint64_t>((options_.budget_bytes - fixed) / slot_bytes_,
                                                 static_cast<uint64_t>(store_.n_routed()));

@@ -1,9 +1,10 @@
 // A RAM cache of routed experts under a memory budget, fed by the Reader.
 //
-// The budget (--ram-budget) covers the resident weights, the KV cache and the slots: what is
-// left after the first two becomes a fixed number of slots of ExpertStore::slot_bytes(), taken
-// once at start-up in one mapping (2 MiB pages where the kernel gives them) and registered with
-// io_uring. A slot holds one expert of one layer: its gate, up and down slabs.
+// The budget (--ram-budget) covers the resident weights, the KV cache, the forward pass's
+// workspace and the slots: what is left after the first three becomes a fixed number of slots of
+// ExpertStore::slot_bytes(), taken once at start-up in one mapping (2 MiB pages where the kernel
+// gives them) and registered with io_uring. A slot holds one expert of one layer: its gate, up and
+// down slabs.
 //
 // A forward pass asks for a layer's experts with acquire(): those present are pinned at once,
 // missing ones get a free or evicted slot and their reads are issued before acquire() returns,
@@ -43,8 +44,9 @@ Policy parse_policy(std::string_view name);
 uint64_t parse_budget(std::string_view text, uint64_t physical_bytes);
 
 struct CacheOptions {
-    uint64_t budget_bytes = 0;  // resident + KV + slots must fit
-    uint64_t kv_bytes = 0;      // the KV cache the session allocated
+    uint64_t budget_bytes = 0;     // resident + KV + slots must fit
+    uint64_t kv_bytes = 0;         // the KV cache the session allocated
+    uint64_t workspace_bytes = 0;  // the forward pass's own buffers (an estimate)
     Policy policy = Policy::Lru;
     std::string hot_profile;  // Policy::Pinned: lines "layer expert [count]"
     std::string trace_path;   // when set, every acquire() appends "layer id id ..." here

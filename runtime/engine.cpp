@@ -104,6 +104,7 @@ Engine::Engine(const Model& model, const SessionOptions& options, int64_t n_seqs
             placement ? GpuTier::whole_tensors(model, *placement) : std::vector<std::string>{});
     forward_ = make_forward(model, options.mla_legacy);
     layout_ = forward_->kv_layout();
+    workspace_ = forward_->workspace_bytes(std::max(n_batch_, n_seqs_), n_ctx_);
     const uint64_t one = layout_.bytes(n_ctx_);
     if (one != 0 && static_cast<uint64_t>(n_seqs) > std::numeric_limits<uint64_t>::max() / one)
         fail("--ctx {} for {} sequences: the KV caches' size overflows", n_ctx_, n_seqs);
@@ -133,6 +134,7 @@ void Engine::attach_budget(const SessionOptions& options, uint64_t kv_bytes) {
     offload::CacheOptions co;
     co.budget_bytes = options.ram_budget;
     co.kv_bytes = kv_bytes;
+    co.workspace_bytes = workspace_;
     co.policy = options.cache_policy;
     co.hot_profile = options.hot_profile;
     co.trace_path = options.trace_path;

@@ -48,6 +48,9 @@ class Engine {
     const offload::ExpertCache* expert_cache() const { return experts_.get(); }
     // The GPU tier under --gpu-budget, or null.
     const GpuTier* gpu_tier() const { return gpu_.get(); }
+    // What --ram-budget sets aside for the forward pass's own buffers (Forward::workspace_bytes
+    // at n_batch or n_seqs rows, whichever is more), beside the weights, KV caches and slots.
+    uint64_t workspace_bytes() const { return workspace_; }
     // Routing counts of every pass run on this engine, by any of its sessions (Forward).
     const std::vector<std::vector<uint64_t>>& routing_counts() const;
 
@@ -64,6 +67,7 @@ class Engine {
     int64_t n_batch_ = 0;
     int64_t n_seqs_ = 0;
     int n_threads_ = 0;
+    uint64_t workspace_ = 0;
 };
 
 }  // namespace strata

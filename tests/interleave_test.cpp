@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "offload/expert_cache.h"
+#include "runtime/engine.h"
 #include "runtime/expert_table.h"
 #include "runtime/gpu_tier.h"
 #include "runtime/interleave.h"
@@ -219,6 +220,7 @@ TEST_P(InterleaveSlots, RegroupedCacheSlotsGiveTheSameLogits) {
 
     const offload::ExpertStore store(expert_table(model));
     const uint64_t budget = store.resident_bytes() + reference.cache_bytes() +
+                            reference.engine().workspace_bytes() +
                             static_cast<uint64_t>(store.n_routed() / 2) * store.slot_bytes();
     uint64_t rewrites = 0;
     const std::vector<float> got = budget_logits(model, budget, true, ids, &rewrites);

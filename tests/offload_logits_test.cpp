@@ -11,6 +11,7 @@
 
 #include "offload/expert_cache.h"
 #include "runtime/error.h"
+#include "runtime/engine.h"
 #include "runtime/expert_table.h"
 #include "runtime/session.h"
 #include "tests/test_util.h"
@@ -44,15 +45,16 @@ bool bit_identical(const std::vector<float>& a, const std::vector<float>& b) {
     return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
-// Budgets for 1 slot, one per MoE layer, n_used, half the experts and all of them.
-std::vector<uint64_t> budgets(const Model& model, uint64_t kv_bytes) {
+// Budgets for 1 slot, one per MoE layer, n_used, half the experts and all of them, beside the
+// resident weights and `fixed_bytes` (the KV cache and the forward pass's workspace).
+std::vector<uint64_t> budgets(const Model& model, uint64_t fixed_bytes) {
     const offload::ExpertStore store(expert_table(model));
     const HParams& hp = model.hparams();
     const int64_t n_moe = hp.n_layer - hp.n_dense_lead;
     std::vector<uint64_t> out;
     for (const int64_t slots :
          {int64_t{1}, n_moe, hp.n_expert_used, store.n_routed() / 2, store.n_routed()})
-        out.push_back(store.resident_bytes() + kv_bytes +
+        out.push_back(store.resident_bytes() + fixed_bytes +
                       static_cast<uint64_t>(slots) * store.slot_bytes());
     return out;
 }
@@ -65,12 +67,13 @@ void expect_same_logits(const fs::path& path, int64_t n_batch, bool all_policies
     so.n_ctx = 32;
     so.n_batch = n_batch;
     const std::vector<float> want = run_logits(model, so, prompt, 4);
-    const uint64_t kv_bytes = Session(model, so).cache_bytes();
+    const Session probe(model, so);
+    const uint64_t fixed_bytes = probe.cache_bytes() + probe.engine().workspace_bytes();
     const test::TempDir dir;
     const std::string profile = (dir / "hot.txt").string();
     std::ofstream(profile) << model.hparams().n_dense_lead << " 0\n"
                            << model.hparams().n_layer - 1 << " 1\n";
-    for (const uint64_t budget : budgets(model, kv_bytes)) {
+    for (const uint64_t budget : budgets(model, fixed_bytes)) {
         for (const offload::Policy policy :
              {offload::Policy::Lru, offload::Policy::Lfu, offload::Policy::Pinned}) {
             if (!all_policies && policy != offload::Policy::Lru) continue;

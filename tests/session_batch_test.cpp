@@ -144,12 +144,14 @@ TEST(SessionBatch, SharedExpertCacheUnderABudgetSameBitsAsAlone) {
     // evicted and read again between the rows of one step.
     const offload::ExpertStore store(expert_table(model));
     const uint64_t kv = Session(model, alone).cache_bytes();
-    shared.ram_budget = store.resident_bytes() + kSeqs * kv + 2 * store.slot_bytes();
+    shared.ram_budget = store.resident_bytes() + kSeqs * kv +
+                        Engine(model, alone, kSeqs).workspace_bytes() + 2 * store.slot_bytes();
     shared.reader.quiet = true;
     expect_batch_equals_alone(model, shared, alone, "deepseek2.Q4_K_M under a budget");
     // A budget that holds one cache but not kSeqs is refused when the engine is made.
     SessionOptions tight = alone;
-    tight.ram_budget = store.resident_bytes() + kv + 2 * store.slot_bytes();
+    tight.ram_budget = store.resident_bytes() + kv + Engine(model, alone, 1).workspace_bytes() +
+                       2 * store.slot_bytes();
     tight.reader.quiet = true;
     EXPECT_NO_THROW(Engine(model, tight, 1));
     EXPECT_THROW(Engine(model, tight, kSeqs), Error);

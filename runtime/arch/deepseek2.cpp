@@ -113,6 +113,37 @@ class DeepSeek2Forward final : public SegmentedForward {
 
     const std::vector<std::vector<uint64_t>>& routing_counts() const override { return routes_; }
 
+    // The buffers below at n rows, floats unless said: the residual stream, its normalised copy
+    // and the block output; queries (and q_lora's), the compressed rows, absorbed queries and
+    // attention-weighted latents of every head, the heads' outputs; routing; the chosen experts'
+    // outputs twice (picks order and slots), the shared experts'; the FFN intermediates of every
+    // expert row or of the dense FFN (gate, up, their product, and its conversion); the inputs'
+    // conversions (about a byte per element each, a few formats); the last row's logits. Legacy
+    // files add the decompressed keys and values of a batch (at most kMaxDecompressedBytes).
+    uint64_t workspace_bytes(int64_t n_rows, int64_t n_ctx) const override {
+        const auto n = static_cast<double>(n_rows);
+        const auto n_head = static_cast<double>(hp_.n_head), embd = double(hp_.n_embd);
+        const double k = static_cast<double>(router_.n_used);
+        const double lat_w = static_cast<double>(hp_.kv_lora_rank + n_extra_);
+        const double row = lat_w + static_cast<double>(hp_.qk_rope);
+        const double q_dim = n_head * static_cast<double>(hp_.qk_nope + hp_.qk_rope);
+        double floats =
+            n * (3 * embd + q_dim + double(hp_.q_lora_rank) + row + n_head * row + n_head * lat_w +
+                 n_head * double(hp_.v_head) + double(hp_.n_expert) + k + 3 * k * embd);
+        const double ffn_rows_width =
+            std::max((n * k + n) * static_cast<double>(hp_.n_ff_exp), n * double(hp_.n_ff));
+        floats += 3.25 * ffn_rows_width;
+        floats += static_cast<double>(n_vocab_);
+        double bytes = 4 * floats + 4 * n * embd * 1.25 + 2 * n * k * embd * 1.25;
+        if (per_head_ || !hp_.mla_split) {
+            const double kvb = static_cast<double>(n_ctx) * n_head *
+                               static_cast<double>(2 * hp_.qk_nope + hp_.qk_rope + 2 * hp_.v_head) *
+                               4;
+            bytes += std::min(kvb, kMaxDecompressedBytes);
+        }
+        return static_cast<uint64_t>(bytes);
+    }
+
     // One compressed row per token, and its latent again transposed (one row of positions per
     // latent element), the layout in which attention's weighted sum reads it: keeping both costs
     // the latent's size once more and saves transposing the layer's whole cache on every call.

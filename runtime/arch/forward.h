@@ -66,6 +66,16 @@ class Forward {
         (void)regroup;
     }
 
+    // About the most the pass's own buffers (activations, their conversions, intermediate
+    // products) take for passes of up to n_rows tokens over n_ctx positions, counted against
+    // --ram-budget beside the weights, the KV cache and the expert slots. 0: not estimated (the
+    // architectures without routed experts, whose budget holds the whole file anyway).
+    virtual uint64_t workspace_bytes(int64_t n_rows, int64_t n_ctx) const {
+        (void)n_rows;
+        (void)n_ctx;
+        return 0;
+    }
+
     // How often the router chose each routed expert since construction: [layer][expert], empty
     // rows for layers without routed experts; empty for architectures without them. Counts what
     // ran: a pass that needs only the last token's logits runs (and counts) the last layer for
