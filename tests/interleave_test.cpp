@@ -40,18 +40,25 @@ test::TinySpec spec_of(quant::Type type) {
     return s;
 }
 
+// The logits of ids' prompt (all but the last n_decode, in one pass) and of n_decode single-token
+// decodes after it.
+std::vector<float> session_logits(Session& session, const std::vector<int32_t>& ids,
+                                  size_t n_decode) {
+    std::vector<float> out;
+    session.decode_all({ids.data(), ids.size() - n_decode}, out);
+    for (size_t i = ids.size() - n_decode; i < ids.size(); ++i) {
+        const std::span<const float> l = session.decode({&ids[i], 1});
+        out.insert(out.end(), l.begin(), l.end());
+    }
+    return out;
+}
+
 std::vector<float> logits_of(const Model& model, bool repack, const std::vector<int32_t>& ids) {
     SessionOptions o;
     o.n_ctx = 64;
     o.repack = repack;
     Session session(model, o);
-    std::vector<float> out;
-    session.decode_all({ids.data(), ids.size() - 2}, out);
-    for (size_t i = ids.size() - 2; i < ids.size(); ++i) {
-        const std::span<const float> l = session.decode({&ids[i], 1});
-        out.insert(out.end(), l.begin(), l.end());
-    }
-    return out;
+    return session_logits(session, ids, 2);
 }
 
 class Interleave : public ::testing::TestWithParam<quant::Type> {};
@@ -148,12 +155,7 @@ TEST(InterleaveGpuTier, TensorsTheTierTakesWholeAreNotRegrouped) {
                        << whole.size() << " tensors whole: " << (whole.empty() ? "" : whole[0])
                        << ")";
     EXPECT_GT(regrouped, 0);
-    std::vector<float> got;
-    session.decode_all({ids.data(), ids.size() - 2}, got);
-    for (size_t i = ids.size() - 2; i < ids.size(); ++i) {
-        const std::span<const float> l = session.decode({&ids[i], 1});
-        got.insert(got.end(), l.begin(), l.end());
-    }
+    const std::vector<float> got = session_logits(session, ids, 2);
     ASSERT_EQ(got.size(), want.size());
     EXPECT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float)));
 }
@@ -172,12 +174,7 @@ std::vector<float> budget_logits(const Model& model, uint64_t budget, bool repac
     o.ram_budget = budget;
     o.reader.quiet = true;
     Session session(model, o);
-    std::vector<float> out;
-    session.decode_all({ids.data(), ids.size() - 3}, out);
-    for (size_t i = ids.size() - 3; i < ids.size(); ++i) {
-        const std::span<const float> l = session.decode({&ids[i], 1});
-        out.insert(out.end(), l.begin(), l.end());
-    }
+    std::vector<float> out = session_logits(session, ids, 3);
     *rewrites = session.expert_cache() ? session.expert_cache()->stats().rewrites : 0;
     return out;
 }
@@ -211,12 +208,7 @@ TEST_P(InterleaveSlots, RegroupedCacheSlotsGiveTheSameLogits) {
     plain.n_ctx = 64;
     plain.repack = false;
     Session reference(model, plain);
-    std::vector<float> want;
-    reference.decode_all({ids.data(), ids.size() - 3}, want);
-    for (size_t i = ids.size() - 3; i < ids.size(); ++i) {
-        const std::span<const float> l = reference.decode({&ids[i], 1});
-        want.insert(want.end(), l.begin(), l.end());
-    }
+    const std::vector<float> want = session_logits(reference, ids, 3);
 
     const offload::ExpertStore store(expert_table(model));
     const uint64_t budget = store.resident_bytes() + reference.cache_bytes() +
