@@ -44,7 +44,7 @@ Policy parse_policy(std::string_view name);
 uint64_t parse_budget(std::string_view text, uint64_t physical_bytes);
 
 struct CacheOptions {
-    uint64_t budget_bytes = 0;     // resident + KV + slots must fit
+    uint64_t budget_bytes = 0;     // resident + KV + workspace + slots must fit
     uint64_t kv_bytes = 0;         // the KV cache the session allocated
     uint64_t workspace_bytes = 0;  // the forward pass's own buffers (an estimate)
     Policy policy = Policy::Lru;

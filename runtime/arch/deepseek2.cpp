@@ -824,14 +824,14 @@ class DeepSeek2Forward final : public SegmentedForward {
         cache_->prefetch(il + 1, guess_ids_);
     }
 
-    // Legacy files: the most a batch's decompressed keys and values (and attn_kv_b's output) may
-    // take; past it the batch runs absorbed (R1: about 7,000 positions). A constant, not a share
-    // of this machine's memory: the choice changes the logits' rounding.
     // Tokens an expert must be multiplied for before its cache slot is regrouped: from four
     // activation rows the interleaved kernels run about twice as fast (kernels_bench, batches of
     // 4 to 32 rows: 236-247 -> 509-520 GOP/s on Q4_K, AMD EPYC VM, 2 threads).
     static constexpr int64_t kRegroupRows = 4;
 
+    // Legacy files: the most a batch's decompressed keys and values (and attn_kv_b's output) may
+    // take; past it the batch runs absorbed (R1: about 7,000 positions). A constant, not a share
+    // of this machine's memory: the choice changes the logits' rounding.
     static constexpr double kMaxDecompressedBytes = 2.0 * double(int64_t{1} << 30);
 
     const Model& model_;
