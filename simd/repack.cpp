@@ -140,11 +140,6 @@ void regroup_copy(quant::Type type, const uint8_t* src, uint8_t* dst, int64_t n_
     });
 }
 
-// hsum_float_8's tree over eight lanes: (0+4 + 2+6) + (1+5 + 3+7).
-float hsum_lanes8(const float acc[8]) {
-    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
-}
-
 }  // namespace
 
 bool can_interleave(quant::Type type, int64_t n_in, int64_t n_out) {
@@ -216,7 +211,7 @@ void tile_q4_K_x16_ref(int64_t n, const void* w, size_t /*w_stride*/, int64_t n_
                     }
                 }
                 const float mm = (acc_mins[0] + acc_mins[2]) + (acc_mins[1] + acc_mins[3]);
-                y[t * y_stride + g * kInterleaveRows + r] = hsum_lanes8(acc) + mm;
+                y[t * y_stride + g * kInterleaveRows + r] = quant::ref::hsum_lanes8(acc) + mm;
             }
         }
     }
@@ -259,7 +254,7 @@ void tile_q6_K_x16_ref(int64_t n, const void* w, size_t /*w_stride*/, int64_t n_
                         acc[k] = std::fma(dd, static_cast<float>(sumi), acc[k]);
                     }
                 }
-                y[t * y_stride + g * kInterleaveRows + r] = hsum_lanes8(acc);
+                y[t * y_stride + g * kInterleaveRows + r] = quant::ref::hsum_lanes8(acc);
             }
         }
     }

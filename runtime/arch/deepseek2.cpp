@@ -791,20 +791,18 @@ class DeepSeek2Forward final : public SegmentedForward {
         const offload::ExpertData d = cache_->wait(il, h);
         Ffn w = L.experts[static_cast<size_t>(h.expert)];
         simd::Matrix* parts[offload::kExpertParts] = {&w.gate, &w.up, &w.down};
-        const bool regroup = regroup_slots_ && rows >= kRegroupRows && !cache_->rewritten(h);
+        const bool grouped = cache_->rewritten(h);
+        const bool regroup = regroup_slots_ && rows >= kRegroupRows && !grouped;
         for (int p = 0; p < offload::kExpertParts; ++p) {
             simd::Matrix& m = *parts[p];
             m.data = d.part[p];
-            if (regroup && simd::can_interleave(m.type, m.n_in, m.n_out))
+            const bool fits = simd::can_interleave(m.type, m.n_in, m.n_out);
+            if (regroup && fits)
                 simd::interleave_rows(m.type, const_cast<uint8_t*>(m.data), m.n_in, m.n_out);
+            m.layout =
+                (grouped || regroup) && fits ? simd::Layout::Interleaved16 : simd::Layout::Rows;
         }
         if (regroup) cache_->mark_rewritten(h);
-        const bool grouped = cache_->rewritten(h);
-        for (simd::Matrix* m : parts) {
-            m->layout = grouped && simd::can_interleave(m->type, m->n_in, m->n_out)
-                            ? simd::Layout::Interleaved16
-                            : simd::Layout::Rows;
-        }
         return w;
     }
 

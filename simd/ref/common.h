@@ -6,6 +6,7 @@
 #pragma once
 
 #include <bit>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -76,5 +77,22 @@ inline int unpack_scale_q3(int j, const uint8_t* packed) {
     const int high = (packed[8 + j % 4] >> (2 * (j / 4))) & 3;
     return (low | (high << 4)) - 32;
 }
+
+// hsum_float_8's tree over eight float lanes: (0+4 + 2+6) + (1+5 + 3+7).
+inline float hsum_lanes8(const float* acc) {
+    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+}
+
+// The eight float lanes llama.cpp's AVX2 kernels keep (which its AVX-512 build runs, and the
+// golden logits were made with): each block's eight exact integer lane sums are converted and
+// fused into their lanes, and the lanes are added at the end in hsum_float_8's tree.
+struct Lanes8 {
+    float acc[8] = {};
+
+    void fma_lanes(float d, const int32_t* lanes) {
+        for (int k = 0; k < 8; ++k) acc[k] = std::fma(d, static_cast<float>(lanes[k]), acc[k]);
+    }
+    float total() const { return hsum_lanes8(acc); }
+};
 
 }  // namespace strata::quant::ref

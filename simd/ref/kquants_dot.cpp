@@ -32,19 +32,6 @@ int dot_range(const int8_t* L, const int8_t* q8, int first, int len) {
     return sum;
 }
 
-// Eight float lanes, fused into per super-block and added up in hsum_float_8's tree.
-struct Lanes8 {
-    float acc[8] = {};
-
-    void fma_lanes(float d, const int32_t* lanes) {
-        for (int k = 0; k < 8; ++k) acc[k] = std::fma(d, static_cast<float>(lanes[k]), acc[k]);
-    }
-    // (0+4 + 2+6) + (1+5 + 3+7).
-    float total() const {
-        return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
-    }
-};
-
 // lanes[(e % 32) / 4] = Σ scale(e / sub) · L[e] · q8[e] over the QK_K elements, `sub` elements
 // per scale.
 void lane_sums(const int8_t* L, const int8_t* q8, const int* scales, int sub, int32_t* lanes) {

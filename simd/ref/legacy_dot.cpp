@@ -35,22 +35,16 @@ void unpack_five_bits(const Block& b, int offset, int* q) {
 // and the golden logits were made with: eight float lanes, lane k taking each block's exact
 // integer sum of elements 4k .. 4k + 3 times d_w·d_a in a fused multiply-add, the lanes added at
 // the end in hsum_float_8's tree. ggml's own scalar loop (one running float sum) rounds
-// differently, and deepseek2's routing turns such last bits into other experts.
-struct Lanes8 {
-    float acc[8] = {};
-
-    void add_block(float d, const int* q, const int8_t* a) {
-        for (int k = 0; k < 8; ++k) {
-            int sum = 0;
-            for (int j = 4 * k; j < 4 * k + 4; ++j) sum += q[j] * a[j];
-            acc[k] = std::fma(d, static_cast<float>(sum), acc[k]);
-        }
+// differently, and deepseek2's routing turns such last bits into other experts. Here: one block's
+// lanes, lane k = Σ q·a over elements 4k .. 4k + 3, times d.
+void add_block(Lanes8& lanes, float d, const int* q, const int8_t* a) {
+    int32_t sums[8];
+    for (int k = 0; k < 8; ++k) {
+        sums[k] = 0;
+        for (int j = 4 * k; j < 4 * k + 4; ++j) sums[k] += q[j] * a[j];
     }
-    // hsum_float_8: (0+4 + 2+6) + (1+5 + 3+7).
-    float total() const {
-        return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
-    }
-};
+    lanes.fma_lanes(d, sums);
+}
 
 // Σ_blocks (d_w·d_a)·Σ level·q8 with Q8_0 partners; `levels(block, q)` writes the 32 signed
 // levels.
@@ -62,7 +56,7 @@ float dot_with_q8_0(int64_t n, const void* w, const void* a, Levels levels) {
     int q[32];
     for (int64_t i = 0; i < n / 32; ++i) {
         levels(x[i], q);
-        lanes.add_block(f16(x[i].d) * f16(y[i].d), q, y[i].qs);
+        add_block(lanes, f16(x[i].d) * f16(y[i].d), q, y[i].qs);
     }
     return lanes.total();
 }
@@ -79,7 +73,7 @@ float dot_with_q8_1(int64_t n, const void* w, const void* a, Levels levels) {
     for (int64_t i = 0; i < n / 32; ++i) {
         mins = std::fma(f16(x[i].m), f16(y[i].s), mins);
         levels(x[i], q);
-        lanes.add_block(f16(x[i].d) * f16(y[i].d), q, y[i].qs);
+        add_block(lanes, f16(x[i].d) * f16(y[i].d), q, y[i].qs);
     }
     return lanes.total() + mins;
 }
