@@ -236,6 +236,7 @@ KernelTable build_table(const CpuFeatures& f, Isa max_isa) {
     KernelTable table;
     if (f.avx2_set() && max_isa >= Isa::avx2) avx2::register_kernels(table);
     if (f.avx512_set() && max_isa >= Isa::avx512) avx512::register_kernels(table);
+    if (f.avx512bf16_set() && max_isa >= Isa::avx512) avx512bf16::register_kernels(table);
     if (f.amx_set() && max_isa >= Isa::amx) amx::register_kernels(table);
     return table;
 }

@@ -2,9 +2,9 @@
 // as the scalar references of simd/ref and are upgraded by the ISA kernels the CPU can run.
 //
 // Callers never name an ISA: they ask `dispatch::kernels()[type].vec_dot`. ISA kernels live in
-// simd/avx2/, simd/avx512/ and simd/amx/, each file compiled with its own flags; each folder
-// defines one register_kernels(KernelTable&) that build_table() calls only when the CPU and the
-// OS support that ISA, so no instruction of it runs anywhere else.
+// simd/avx2/, simd/avx512/, simd/avx512bf16/ and simd/amx/, each file compiled with its own
+// flags; each folder defines one register_kernels(KernelTable&) that build_table() calls only
+// when the CPU and the OS support that ISA, so no instruction of it runs anywhere else.
 #pragma once
 
 #include <array>
@@ -36,11 +36,13 @@ struct CpuFeatures {
 
     // The instruction sets each simd/<isa>/ folder is compiled for (see CMakeLists.txt).
     bool avx2_set() const { return avx2 && fma && f16c; }
+    // Skylake-X lacks VNNI and runs the avx2 level; Cascade Lake and Ice Lake run this one
+    // without BF16 (simd/avx512bf16 adds those products where the CPU has them).
     bool avx512_set() const {
-        return avx2_set() && avx512f && avx512bw && avx512vl && avx512dq && avx512vnni &&
-               avx512bf16;
+        return avx2_set() && avx512f && avx512bw && avx512vl && avx512dq && avx512vnni;
     }
-    bool amx_set() const { return avx512_set() && amx_tile && amx_int8 && amx_bf16; }
+    bool avx512bf16_set() const { return avx512_set() && avx512bf16; }
+    bool amx_set() const { return avx512bf16_set() && amx_tile && amx_int8 && amx_bf16; }
 };
 
 // This machine's features, detected on first use (thread-safe).
@@ -124,6 +126,9 @@ namespace avx2 {
 void register_kernels(KernelTable& table);
 }
 namespace avx512 {
+void register_kernels(KernelTable& table);
+}
+namespace avx512bf16 {  // BF16 products at the avx512 level, where the CPU has AVX512_BF16
 void register_kernels(KernelTable& table);
 }
 namespace amx {

@@ -19,6 +19,7 @@
 #include "runtime/arch/attention.h"
 #include "runtime/ops.h"
 #include "simd/avx512/kernels.h"
+#include "simd/avx512bf16/kernels.h"
 #include "simd/dispatch.h"
 #include "simd/float_order.h"
 #include "simd/fp16.h"
@@ -132,7 +133,7 @@ bool cpu_has_avx512() {
 
 TEST(FloatOrder, Avx512KernelsEqualTheirScalarTwins) {
     if (!cpu_has_avx512())
-        GTEST_SKIP() << "this CPU (or its OS) lacks AVX-512 (F/BW/VL/DQ/VNNI/BF16): the AVX-512 "
+        GTEST_SKIP() << "this CPU (or its OS) lacks AVX-512 (F/BW/VL/DQ/VNNI): the AVX-512 "
                         "float kernels cannot run here and are not checked";
     std::mt19937 rng(23);
     for (int trial = 0; trial < 4; ++trial) {
@@ -144,17 +145,29 @@ TEST(FloatOrder, Avx512KernelsEqualTheirScalarTwins) {
             const Rows h = make_rows(Type::F16, n, rng);
             EXPECT_EQ(quant::avx512::vec_dot_f16(n, h.hx.data(), h.hy.data()),
                       simd::dot_f16_vec(h.hx.data(), h.hy.data(), n));
-            const Rows b = make_rows(Type::BF16, n, rng);
-            EXPECT_EQ(quant::avx512::vec_dot_bf16(n, b.hx.data(), b.hy.data()),
-                      simd::dot_bf16_vec(b.hx.data(), b.hy.data(), n));
             if (n % 16 == 0) {
                 EXPECT_EQ(quant::avx512::gemm_dot_f32(n, f.x.data(), f.y.data()),
                           simd::dot_f32_gemm(f.x.data(), f.y.data(), n));
                 EXPECT_EQ(quant::avx512::gemm_dot_f16(n, h.hx.data(), h.hy.data()),
                           simd::dot_f16_gemm(h.hx.data(), h.hy.data(), n));
             }
+        }
+    }
+}
+
+TEST(FloatOrder, Avx512Bf16KernelsEqualTheirScalarTwins) {
+    if (!dispatch::features().avx512bf16_set())
+        GTEST_SKIP() << "this CPU (or its OS) lacks AVX512_BF16: the BF16 products of the "
+                        "avx512 level cannot run here and are not checked";
+    std::mt19937 rng(29);
+    for (int trial = 0; trial < 4; ++trial) {
+        for (int64_t n : kLengths) {
+            SCOPED_TRACE("n = " + std::to_string(n));
+            const Rows b = make_rows(Type::BF16, n, rng);
+            EXPECT_EQ(quant::avx512bf16::vec_dot_bf16(n, b.hx.data(), b.hy.data()),
+                      simd::dot_bf16_vec(b.hx.data(), b.hy.data(), n));
             if (n % 32 == 0) {
-                EXPECT_EQ(quant::avx512::gemm_dot_bf16(n, b.hx.data(), b.hy.data()),
+                EXPECT_EQ(quant::avx512bf16::gemm_dot_bf16(n, b.hx.data(), b.hy.data()),
                           simd::dot_bf16_gemm(b.hx.data(), b.hy.data(), n));
             }
         }
@@ -167,8 +180,12 @@ TEST(FloatOrder, Avx512KernelsAreRegisteredForTheFloatTypes) {
     const dispatch::KernelTable table =
         dispatch::build_table(dispatch::features(), dispatch::Isa::avx512);
     for (Type t : {Type::F32, Type::F16, Type::BF16}) {
-        EXPECT_EQ(table[t].vec_dot_isa, dispatch::Isa::avx512) << quant::type_name(t);
-        EXPECT_EQ(table[t].gemm_dot_isa, dispatch::Isa::avx512) << quant::type_name(t);
+        // BF16 runs its scalar reference on AVX-512 CPUs without AVX512_BF16.
+        const dispatch::Isa want = t != Type::BF16 || dispatch::features().avx512bf16_set()
+                                       ? dispatch::Isa::avx512
+                                       : dispatch::Isa::scalar;
+        EXPECT_EQ(table[t].vec_dot_isa, want) << quant::type_name(t);
+        EXPECT_EQ(table[t].gemm_dot_isa, want) << quant::type_name(t);
     }
     // A quantized type's GEMM product is its vec_dot.
     EXPECT_EQ(table[Type::Q4_K].gemm_dot, table[Type::Q4_K].vec_dot);
@@ -192,15 +209,20 @@ TEST(FloatOrder, ScalarReferencesSumInTheReferenceOrders) {
         EXPECT_EQ(table[Type::F16].vec_dot(n, h.hx.data(), h.hy.data()),
                   quant::avx512::vec_dot_f16(n, h.hx.data(), h.hy.data()));
         const Rows b = make_rows(Type::BF16, n, rng);
-        EXPECT_EQ(table[Type::BF16].vec_dot(n, b.hx.data(), b.hy.data()),
-                  quant::avx512::vec_dot_bf16(n, b.hx.data(), b.hy.data()));
+        const bool bf16 = dispatch::features().avx512bf16_set();
+        if (bf16) {
+            EXPECT_EQ(table[Type::BF16].vec_dot(n, b.hx.data(), b.hy.data()),
+                      quant::avx512bf16::vec_dot_bf16(n, b.hx.data(), b.hy.data()));
+        }
         if (n % 32 != 0) continue;
         EXPECT_EQ(table[Type::F32].gemm_dot(n, f.x.data(), f.y.data()),
                   quant::avx512::gemm_dot_f32(n, f.x.data(), f.y.data()));
         EXPECT_EQ(table[Type::F16].gemm_dot(n, h.hx.data(), h.hy.data()),
                   quant::avx512::gemm_dot_f16(n, h.hx.data(), h.hy.data()));
-        EXPECT_EQ(table[Type::BF16].gemm_dot(n, b.hx.data(), b.hy.data()),
-                  quant::avx512::gemm_dot_bf16(n, b.hx.data(), b.hy.data()));
+        if (bf16) {
+            EXPECT_EQ(table[Type::BF16].gemm_dot(n, b.hx.data(), b.hy.data()),
+                      quant::avx512bf16::gemm_dot_bf16(n, b.hx.data(), b.hy.data()));
+        }
     }
     EXPECT_EQ(table[Type::F32].gemm_dot_isa, dispatch::Isa::scalar);
 }

@@ -80,11 +80,20 @@ TEST(QuantDispatch, ToStringListsFlagsAndOsRefusals) {
 
 TEST(QuantDispatch, IsaSetsNest) {
     CpuFeatures f;
-    f.avx512f = f.avx512bw = f.avx512vl = f.avx512dq = f.avx512vnni = f.avx512bf16 = true;
+    f.avx512f = f.avx512bw = f.avx512vl = f.avx512dq = f.avx512vnni = true;
     EXPECT_FALSE(f.avx512_set()) << "AVX-512 kernels are built with -mfma -mf16c too";
     f.avx2 = f.fma = f.f16c = true;
     EXPECT_TRUE(f.avx2_set());
-    EXPECT_TRUE(f.avx512_set());
+    EXPECT_TRUE(f.avx512_set()) << "Cascade Lake / Ice Lake: AVX-512 with VNNI, no BF16";
+    EXPECT_FALSE(f.avx512bf16_set());
+    f.amx_tile = f.amx_int8 = f.amx_bf16 = true;
+    EXPECT_FALSE(f.amx_set()) << "AMX kernels are built with -mavx512bf16 too";
+    f.avx512bf16 = true;
+    EXPECT_TRUE(f.avx512bf16_set());
+    EXPECT_TRUE(f.amx_set());
+    f.avx512vnni = false;
+    EXPECT_FALSE(f.avx512_set()) << "Skylake-X: AVX-512 without VNNI runs the avx2 level";
+    EXPECT_FALSE(f.avx512bf16_set());
     EXPECT_FALSE(f.amx_set());
 }
 

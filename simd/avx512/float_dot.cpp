@@ -1,4 +1,4 @@
-// AVX-512 dot products of the float formats in llama.cpp's two orders (see kernels.h). The lane
+// AVX-512 dot products of F32 and F16 in llama.cpp's two orders (see kernels.h). The lane
 // sums follow _mm512_reduce_add_ps, the reduction the reference is compiled with.
 #include "simd/avx512/util.h"  // first: see its note on GCC warnings
 
@@ -23,10 +23,6 @@ namespace {
 // plain ones; GCC 12's plain forms trip -Wuninitialized on their internal undefined vector.
 inline __m512 load_f16(const uint16_t* p) {
     return _mm512_maskz_cvtph_ps(0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-}
-
-inline __m512bh load_bf16_pairs(const uint16_t* p) {
-    return reinterpret_cast<__m512bh>(_mm512_loadu_si512(p));
 }
 
 // Four 16-lane accumulators over steps of 64 elements, combined (0+2) + (1+3) and reduced: the
@@ -81,30 +77,6 @@ float gemm_dot_f16(int64_t n, const void* w, const void* a) {
     __m512 acc = _mm512_setzero_ps();
     for (int64_t i = 0; i + 16 <= n; i += 16)
         acc = _mm512_fmadd_ps(load_f16(x + i), load_f16(y + i), acc);
-    return reduce_add(acc);
-}
-
-float vec_dot_bf16(int64_t n, const void* w, const void* a) {
-    const auto* x = static_cast<const uint16_t*>(w);
-    const auto* y = static_cast<const uint16_t*>(a);
-    __m512 c1 = _mm512_setzero_ps(), c2 = _mm512_setzero_ps();
-    int64_t i = 0;
-    for (; i + 64 <= n; i += 64) {
-        c1 = _mm512_dpbf16_ps(c1, load_bf16_pairs(x + i), load_bf16_pairs(y + i));
-        c2 = _mm512_dpbf16_ps(c2, load_bf16_pairs(x + i + 32), load_bf16_pairs(y + i + 32));
-    }
-    double sum = reduce_add(c1);
-    sum += static_cast<double>(reduce_add(c2));
-    for (; i < n; ++i) sum += static_cast<double>(bf16_to_fp32(x[i]) * bf16_to_fp32(y[i]));
-    return static_cast<float>(sum);
-}
-
-float gemm_dot_bf16(int64_t n, const void* w, const void* a) {
-    const auto* x = static_cast<const uint16_t*>(w);
-    const auto* y = static_cast<const uint16_t*>(a);
-    __m512 acc = _mm512_setzero_ps();
-    for (int64_t i = 0; i + 32 <= n; i += 32)
-        acc = _mm512_dpbf16_ps(acc, load_bf16_pairs(x + i), load_bf16_pairs(y + i));
     return reduce_add(acc);
 }
 

@@ -1,4 +1,5 @@
-// AVX-512 kernels (this folder is compiled with -mavx512f/bw/vl/dq/vnni/bf16 -mfma -mf16c).
+// AVX-512 kernels (this folder is compiled with -mavx512f/bw/vl/dq/vnni -mfma -mf16c;
+// BF16 has its own folder, simd/avx512bf16, for the CPUs with AVX512_BF16).
 // Reached only through simd/dispatch, which registers them on CPUs that support them.
 //
 // The float formats have two products each, in the two orders llama.cpp's AVX-512 build sums
@@ -20,10 +21,8 @@ namespace strata::quant::avx512 {
 
 float vec_dot_f32(int64_t n, const void* w, const void* a);
 float gemm_dot_f32(int64_t n, const void* w, const void* a);
-float vec_dot_f16(int64_t n, const void* w, const void* a);    // × F16
-float gemm_dot_f16(int64_t n, const void* w, const void* a);   // × F16
-float vec_dot_bf16(int64_t n, const void* w, const void* a);   // × BF16
-float gemm_dot_bf16(int64_t n, const void* w, const void* a);  // × BF16
+float vec_dot_f16(int64_t n, const void* w, const void* a);   // × F16
+float gemm_dot_f16(int64_t n, const void* w, const void* a);  // × F16
 
 // Attention's decoding step (attention.cpp): out[c] = simd::dot_f32_vec_prefix(x, y[c], n,
 // n_total) for c < n_y, bit for bit, x's loads shared by the n_y products.

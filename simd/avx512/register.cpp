@@ -1,4 +1,4 @@
-// Registration of the AVX-512 (F, BW, VL, DQ, VNNI, BF16) kernels into the dispatch tables.
+// Registration of the AVX-512 (F, BW, VL, DQ, VNNI) kernels into the dispatch tables.
 // Compiled with this folder's ISA flags and called by dispatch::build_table only on CPUs (and OSes)
 // that support them. Every kernel listed here is compared with the scalar reference of simd/ref:
 // the float products (within float rounding, and with the exact scalar twin of their order in
@@ -15,8 +15,6 @@ void register_kernels(KernelTable& table) {
     table.set_gemm_dot(Type::F32, Isa::avx512, quant::avx512::gemm_dot_f32);
     table.set_vec_dot(Type::F16, Isa::avx512, quant::avx512::vec_dot_f16);
     table.set_gemm_dot(Type::F16, Isa::avx512, quant::avx512::gemm_dot_f16);
-    table.set_vec_dot(Type::BF16, Isa::avx512, quant::avx512::vec_dot_bf16);
-    table.set_gemm_dot(Type::BF16, Isa::avx512, quant::avx512::gemm_dot_bf16);
 
     // Tiles sum in another float order than llama.cpp: avx512 level only (STRATA_ISA=avx2 is
     // the bit-for-bit mode).
