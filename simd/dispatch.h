@@ -75,8 +75,9 @@ struct TypeKernels {
     Isa gemm_dot_isa = Isa::scalar;
     // Tile product (see TileFn); null where no ISA kernel registered one, in which case callers
     // loop over vec_dot. Its sums may be ordered unlike llama.cpp's (within the golden bounds for
-    // quantized types); STRATA_ISA=avx2 leaves only kernels in llama.cpp's order. The AVX-512
-    // tiles of Q2_K, Q4_K, Q5_K, Q6_K, Q8_0 and Q4_0 do keep llama.cpp's AVX2 order (bit for bit,
+    // quantized types); STRATA_ISA=avx2 leaves only kernels in llama.cpp's order (the AVX2
+    // tiles of Q4_K, Q5_K and Q6_K are its vec_dot row by row). The AVX-512 tiles of Q2_K,
+    // Q4_K, Q5_K, Q6_K, Q8_0 and Q4_0 do keep llama.cpp's AVX2 order (bit for bit,
     // tests/quant_tile_test.cpp); Q3_K's does not.
     TileFn tile = nullptr;
     Isa tile_isa = Isa::scalar;

@@ -283,8 +283,7 @@ TEST_P(QuantTileIsa, TilesMatchTheScalarTwin) {
     std::printf("[ isa      ] %s: %d tile kernels checked against the scalar twin\n", name.c_str(),
                 checked);
     if (checked == 0)
-        GTEST_SKIP() << "no tile kernel registers at " << name
-                     << " (nothing to check; ExactModeHasNoTiles covers avx2)";
+        GTEST_SKIP() << "no tile kernel registers at " << name << " (nothing to check)";
     if (isa == Isa::avx512) {
         // What this level promises the decode path: tiles for what Q4_K_M files hold.
         for (Type type : {Type::Q4_K, Type::Q6_K, Type::Q8_0})
@@ -297,18 +296,54 @@ INSTANTIATE_TEST_SUITE_P(AllIsas, QuantTileIsa, ::testing::Values(Isa::avx2, Isa
                              return std::string(dispatch::isa_name(param.param));
                          });
 
-// STRATA_ISA=avx2 is the bit-for-bit mode: no level up to avx2 may hold a tile (tiles sum in
-// another float order than llama.cpp), whatever the CPU.
-TEST(QuantTile, ExactModeHasNoTiles) {
+// On realistic rows (2048 wide, 5 weight rows, 11 activation rows: groups of 4, 4 and 3), every
+// float of `tile` equals `vec_dot`'s for its pair bit for bit.
+void expect_tile_is_vec_dot(Type type, dispatch::TileFn tile, quant::VecDotFn vec_dot,
+                            std::mt19937& rng) {
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    const TypeTraits& t = traits(type);
+    const int64_t n = 2048, n_w = 5, n_a = 11;
+    Rows w = make_rows(type, n, n_w, 0, rng);
+    Rows a = make_rows(t.partner, n, n_a, 0, rng);
+    std::vector<float> f(static_cast<size_t>(n));
+    for (int64_t r = 0; r < n_w; ++r) {
+        for (float& v : f) v = 0.02f * normal(rng) + 0.005f;
+        quantize_row(type, f.data(), w.row(r), n);
+    }
+    for (int64_t r = 0; r < n_a; ++r) {
+        for (float& v : f) v = normal(rng);
+        traits(t.partner).quantize_activation(f.data(), a.row(r), n);
+    }
+    std::vector<float> y(static_cast<size_t>(n_w * n_a));
+    tile(n, w.row(0), w.stride, n_w, a.row(0), a.stride, n_a, y.data(), n_w);
+    for (int64_t tt = 0; tt < n_a; ++tt)
+        for (int64_t r = 0; r < n_w; ++r)
+            ASSERT_EQ(y[static_cast<size_t>(tt * n_w + r)], vec_dot(n, w.row(r), a.row(tt)))
+                << type_name(type) << " row " << r << " activation " << tt;
+}
+
+// STRATA_ISA=avx2 is the bit-for-bit mode: the scalar level holds no tile, and the avx2 level
+// only tiles that give its vec_dot's floats (llama.cpp's AVX2 order) exactly: those of the
+// K-quants Q4_K_M and Q5_K_M files are made of.
+TEST(QuantTile, ExactModeTilesAreItsVecDot) {
     dispatch::CpuFeatures all;
     all.avx2 = all.fma = all.f16c = true;
     all.avx512f = all.avx512bw = all.avx512vl = all.avx512dq = all.avx512vnni = true;
     all.avx512bf16 = true;
-    for (Isa cap : {Isa::scalar, Isa::avx2}) {
-        const dispatch::KernelTable table = dispatch::build_table(all, cap);
-        for (Type type : kQuantTypes)
-            EXPECT_EQ(table[type].tile, nullptr)
-                << type_name(type) << " at " << dispatch::isa_name(cap);
+    const dispatch::KernelTable scalar = dispatch::build_table(all, Isa::scalar);
+    for (Type type : kQuantTypes) EXPECT_EQ(scalar[type].tile, nullptr) << type_name(type);
+    const dispatch::KernelTable exact = dispatch::build_table(all, Isa::avx2);
+    for (Type type : kQuantTypes) {
+        const bool tiled = type == Type::Q4_K || type == Type::Q5_K || type == Type::Q6_K;
+        EXPECT_EQ(exact[type].tile != nullptr, tiled) << type_name(type);
+    }
+    if (!cpu_runs(Isa::avx2))
+        GTEST_SKIP() << "this CPU (or its OS) lacks AVX2: its tiles cannot run here";
+    std::mt19937 rng(43);
+    for (Type type : {Type::Q4_K, Type::Q5_K, Type::Q6_K}) {
+        ASSERT_EQ(exact[type].tile_isa, Isa::avx2) << type_name(type);
+        ASSERT_EQ(exact[type].vec_dot_isa, Isa::avx2) << type_name(type);
+        expect_tile_is_vec_dot(type, exact[type].tile, exact[type].vec_dot, rng);
     }
 }
 
@@ -321,31 +356,12 @@ TEST(QuantTile, Avx512TilesSumInLlamaCppsAvx2Order) {
     const dispatch::KernelTable fast = dispatch::build_table(dispatch::features(), Isa::avx512);
     const dispatch::KernelTable exact = dispatch::build_table(dispatch::features(), Isa::avx2);
     std::mt19937 rng(41);
-    std::normal_distribution<float> normal(0.0f, 1.0f);
     for (Type type :
          {Type::Q4_0, Type::Q5_0, Type::Q8_0, Type::Q2_K, Type::Q4_K, Type::Q5_K, Type::Q6_K}) {
         ASSERT_NE(fast[type].tile, nullptr) << type_name(type);
+        ASSERT_EQ(fast[type].tile_isa, Isa::avx512) << type_name(type);
         ASSERT_EQ(exact[type].vec_dot_isa, Isa::avx2) << type_name(type);
-        const TypeTraits& t = traits(type);
-        const int64_t n = 2048, n_w = 5, n_a = 11;
-        Rows w = make_rows(type, n, n_w, 0, rng);
-        Rows a = make_rows(t.partner, n, n_a, 0, rng);
-        std::vector<float> f(static_cast<size_t>(n));
-        for (int64_t r = 0; r < n_w; ++r) {
-            for (float& v : f) v = 0.02f * normal(rng) + 0.005f;
-            quantize_row(type, f.data(), w.row(r), n);
-        }
-        for (int64_t r = 0; r < n_a; ++r) {
-            for (float& v : f) v = normal(rng);
-            traits(t.partner).quantize_activation(f.data(), a.row(r), n);
-        }
-        std::vector<float> y(static_cast<size_t>(n_w * n_a));
-        fast[type].tile(n, w.row(0), w.stride, n_w, a.row(0), a.stride, n_a, y.data(), n_w);
-        for (int64_t tt = 0; tt < n_a; ++tt)
-            for (int64_t r = 0; r < n_w; ++r)
-                ASSERT_EQ(y[static_cast<size_t>(tt * n_w + r)],
-                          exact[type].vec_dot(n, w.row(r), a.row(tt)))
-                    << type_name(type) << " row " << r << " activation " << tt;
+        expect_tile_is_vec_dot(type, fast[type].tile, exact[type].vec_dot, rng);
     }
 }
 

@@ -3,6 +3,7 @@
 // scalar reference in simd/ref computes, integer block sums exactly, float sums in another order.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace strata::quant::avx2 {
@@ -17,5 +18,15 @@ float vec_dot_q3_K(int64_t n, const void* w, const void* a);  // × Q8_K
 float vec_dot_q4_K(int64_t n, const void* w, const void* a);  // × Q8_K
 float vec_dot_q5_K(int64_t n, const void* w, const void* a);  // × Q8_K
 float vec_dot_q6_K(int64_t n, const void* w, const void* a);  // × Q8_K
+
+// Tiles (signature of dispatch::TileFn) of the K-quants in Q4_K_M / Q5_K_M files: each weight
+// row unpacked once for up to four activation rows, every result vec_dot's float bit for bit
+// (so they stay in llama.cpp's order and belong to the exact level).
+void tile_q4_K(int64_t n, const void* w, size_t w_stride, int64_t n_w, const void* a,
+               size_t a_stride, int64_t n_a, float* y, int64_t y_stride);
+void tile_q5_K(int64_t n, const void* w, size_t w_stride, int64_t n_w, const void* a,
+               size_t a_stride, int64_t n_a, float* y, int64_t y_stride);
+void tile_q6_K(int64_t n, const void* w, size_t w_stride, int64_t n_w, const void* a,
+               size_t a_stride, int64_t n_a, float* y, int64_t y_stride);
 
 }  // namespace strata::quant::avx2

@@ -20,6 +20,10 @@ void register_kernels(KernelTable& table) {
     table.set_vec_dot(Type::Q4_K, Isa::avx2, quant::avx2::vec_dot_q4_K);
     table.set_vec_dot(Type::Q5_K, Isa::avx2, quant::avx2::vec_dot_q5_K);
     table.set_vec_dot(Type::Q6_K, Isa::avx2, quant::avx2::vec_dot_q6_K);
+    // vec_dot's floats bit for bit (tests/quant_tile_test.cpp), so the exact level keeps them.
+    table.set_tile(Type::Q4_K, Isa::avx2, quant::avx2::tile_q4_K);
+    table.set_tile(Type::Q5_K, Isa::avx2, quant::avx2::tile_q5_K);
+    table.set_tile(Type::Q6_K, Isa::avx2, quant::avx2::tile_q6_K);
 }
 
 }  // namespace strata::dispatch::avx2
