@@ -9,13 +9,12 @@
 // model's layers that is enough to flip a token (golden case deepseek2.Q4_K_M.p40).
 #include <immintrin.h>
 
-#include <algorithm>
-
 #include "simd/avx2/kernels.h"
 #include "simd/avx2/util.h"
 #include "simd/fp16.h"
 #include "simd/quant.h"
 #include "simd/ref/common.h"
+#include "simd/row_tile.h"
 
 namespace strata::quant::avx2 {
 namespace {
@@ -28,15 +27,24 @@ inline __m256i scaled_dot_u8(__m256i levels, const int8_t* q8, __m256i scale16) 
 }
 
 // Q4_K and Q5_K: four 64-element chunks, each one byte row of nibbles (low nibble: sub-block
-// 2c, high nibble: 2c + 1); Q5_K adds bit 2c / 2c + 1 of qh[l] as +16. One weight row against
-// NA activation rows (row t at a + t * a_stride): the weight's levels and scales are unpacked
+// 2c, high nibble: 2c + 1); Q5_K adds bit 2c / 2c + 1 of qh[l] as +16. row<NA>: one weight row
+// against NA activation rows (simd/row_tile.h): the weight's levels and scales are unpacked
 // once and each activation row takes exactly the operations vec_dot takes for it alone, so
-// every out[t] is vec_dot's float bit for bit (vec_dot is the NA = 1 case).
-template <typename Block, bool kFifthBit, int NA>
-void dot_k4_rows(int64_t nb, const void* w, const uint8_t* a, size_t a_stride, float* out) {
-    const auto* x = static_cast<const Block*>(w);
-    const block_q8_K* y[NA];
-    for (int t = 0; t < NA; ++t) y[t] = reinterpret_cast<const block_q8_K*>(a + t * a_stride);
+// every y[t * y_stride] is vec_dot's float bit for bit (vec_dot is row<1>).
+template <typename Block, bool kFifthBit>
+struct K4 {
+    template <int NA>
+    static void row(int64_t nb, const uint8_t* w, const uint8_t* a, size_t a_stride, float* y,
+                    int64_t y_stride);
+};
+
+template <typename Block, bool kFifthBit>
+template <int NA>
+void K4<Block, kFifthBit>::row(int64_t nb, const uint8_t* w, const uint8_t* a, size_t a_stride,
+                               float* y, int64_t y_stride) {
+    const auto* x = reinterpret_cast<const Block*>(w);
+    const block_q8_K* q8[NA];
+    for (int t = 0; t < NA; ++t) q8[t] = reinterpret_cast<const block_q8_K*>(a + t * a_stride);
     const __m256i low4 = _mm256_set1_epi8(0x0F);
     const __m256i one = _mm256_set1_epi8(1);
     __m256 acc[NA];
@@ -77,20 +85,20 @@ void dot_k4_rows(int64_t nb, const void* w, const uint8_t* a, size_t a_stride, f
             }
             for (int t = 0; t < NA; ++t) {
                 isum[t] = _mm256_add_epi32(isum[t],
-                                           scaled_dot_u8(lo, y[t][i].qs + 64 * c, scale16[2 * c]));
+                                           scaled_dot_u8(lo, q8[t][i].qs + 64 * c, scale16[2 * c]));
                 isum[t] = _mm256_add_epi32(
-                    isum[t], scaled_dot_u8(hi, y[t][i].qs + 64 * c + 32, scale16[2 * c + 1]));
+                    isum[t], scaled_dot_u8(hi, q8[t][i].qs + 64 * c + 32, scale16[2 * c + 1]));
             }
         }
         for (int t = 0; t < NA; ++t) {
             // Lane l: Σ min j · (bsum 2j + bsum 2j + 1) over j = 2l, 2l + 1 (exact in int32).
             const __m256i mm = _mm256_madd_epi16(
-                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[t][i].bsums)), min_pairs);
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8[t][i].bsums)), min_pairs);
             const __m128i lanes =
                 _mm_hadd_epi32(_mm256_castsi256_si128(mm), _mm256_extracti128_si256(mm, 1));
-            const float d = xd * y[t][i].d;
+            const float d = xd * q8[t][i].d;
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum[t]), acc[t]);
-            const float dmin = xdmin * y[t][i].d;
+            const float dmin = xdmin * q8[t][i].d;
             if constexpr (kFifthBit) {
                 const __m128i s2 = _mm_hadd_epi32(lanes, lanes);
                 const int32_t total = _mm_cvtsi128_si32(_mm_hadd_epi32(s2, s2));
@@ -102,12 +110,12 @@ void dot_k4_rows(int64_t nb, const void* w, const uint8_t* a, size_t a_stride, f
     }
     for (int t = 0; t < NA; ++t) {
         if constexpr (kFifthBit) {
-            out[t] = hsum(acc[t]) - mins[t];
+            y[t * y_stride] = hsum(acc[t]) - mins[t];
         } else {
             // (l0 + l2) + (l1 + l3), as the reference adds the lanes.
             __m128 m2 = _mm_add_ps(acc_mins[t], _mm_movehl_ps(acc_mins[t], acc_mins[t]));
             m2 = _mm_add_ss(m2, _mm_movehdup_ps(m2));
-            out[t] = hsum(acc[t]) + _mm_cvtss_f32(m2);
+            y[t * y_stride] = hsum(acc[t]) + _mm_cvtss_f32(m2);
         }
     }
 }
@@ -116,12 +124,19 @@ void dot_k4_rows(int64_t nb, const void* w, const uint8_t* a, size_t a_stride, f
 // in 0..63 stands for u - 32, so Σ(u - 32)·q8 = Σu·q8 - 32·Σq8. Each plane spans two sub-blocks
 // of 16 with their own int8 scale: the low and high 128-bit halves of the int16 products. The
 // offset term comes from the group sums: lane k loses 32·(scale·bsum) of sub-blocks 2k, 2k + 1.
-// One weight row against NA activation rows, as dot_k4_rows.
+// row<NA>: one weight row against NA activation rows, as K4's.
+struct Q6K {
+    template <int NA>
+    static void row(int64_t nb, const uint8_t* w, const uint8_t* a, size_t a_stride, float* y,
+                    int64_t y_stride);
+};
+
 template <int NA>
-void dot_q6_K_rows(int64_t nb, const void* w, const uint8_t* a, size_t a_stride, float* out) {
-    const auto* x = static_cast<const block_q6_K*>(w);
-    const block_q8_K* y[NA];
-    for (int t = 0; t < NA; ++t) y[t] = reinterpret_cast<const block_q8_K*>(a + t * a_stride);
+void Q6K::row(int64_t nb, const uint8_t* w, const uint8_t* a, size_t a_stride, float* y,
+              int64_t y_stride) {
+    const auto* x = reinterpret_cast<const block_q6_K*>(w);
+    const block_q8_K* q8[NA];
+    for (int t = 0; t < NA; ++t) q8[t] = reinterpret_cast<const block_q8_K*>(a + t * a_stride);
     const __m256i low4 = _mm256_set1_epi8(0x0F);
     const __m256i low2 = _mm256_set1_epi8(0x03);
     __m256 acc[NA];
@@ -129,6 +144,7 @@ void dot_q6_K_rows(int64_t nb, const void* w, const uint8_t* a, size_t a_stride,
     for (int64_t i = 0; i < nb; ++i) {
         const __m256i scales16 =
             _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].scales)));
+        const float xd = fp16_to_fp32(x[i].d);
         __m256i isum[NA];
         for (int t = 0; t < NA; ++t) isum[t] = _mm256_setzero_si256();
         for (int h = 0; h < 2; ++h) {
@@ -151,76 +167,24 @@ void dot_q6_K_rows(int64_t nb, const void* w, const uint8_t* a, size_t a_stride,
                 const __m256i scales = _mm256_set_m128i(_mm_set1_epi16(x[i].scales[sub + 1]),
                                                         _mm_set1_epi16(x[i].scales[sub]));
                 for (int t = 0; t < NA; ++t) {
-                    const __m256i q8 = _mm256_loadu_si256(
-                        reinterpret_cast<const __m256i*>(y[t][i].qs + 128 * h + 32 * p));
-                    const __m256i prod = _mm256_maddubs_epi16(u[p], q8);  // pairs ≤ 2·63·127
+                    const __m256i act = _mm256_loadu_si256(
+                        reinterpret_cast<const __m256i*>(q8[t][i].qs + 128 * h + 32 * p));
+                    const __m256i prod = _mm256_maddubs_epi16(u[p], act);  // pairs ≤ 2·63·127
                     isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(prod, scales));
                 }
             }
         }
         for (int t = 0; t < NA; ++t) {
             const __m256i bsums =
-                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[t][i].bsums));
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8[t][i].bsums));
             const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(bsums, scales16), 5);
             const __m256i sum = _mm256_sub_epi32(isum[t], offset);
-            const float d = fp16_to_fp32(x[i].d) * y[t][i].d;
+            const float d = xd * q8[t][i].d;
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sum), acc[t]);
         }
     }
-    for (int t = 0; t < NA; ++t) out[t] = hsum(acc[t]);
+    for (int t = 0; t < NA; ++t) y[t * y_stride] = hsum(acc[t]);
 }
-
-// A tile as weight rows outermost (each read from memory once, then from L1 for every group of
-// up to four activation rows).
-template <template <int> class Rows>
-void run_tile(int64_t n, const void* w, size_t w_stride, int64_t n_w, const void* a,
-              size_t a_stride, int64_t n_a, float* y, int64_t y_stride) {
-    const int64_t nb = n / QK_K;
-    const auto* wb = static_cast<const uint8_t*>(w);
-    const auto* ab = static_cast<const uint8_t*>(a);
-    for (int64_t r = 0; r < n_w; ++r) {
-        const uint8_t* wr = wb + static_cast<size_t>(r) * w_stride;
-        for (int64_t t0 = 0; t0 < n_a; t0 += 4) {
-            const uint8_t* at = ab + static_cast<size_t>(t0) * a_stride;
-            float out[4];
-            const int64_t na = std::min<int64_t>(4, n_a - t0);
-            switch (na) {
-                case 1:
-                    Rows<1>::run(nb, wr, at, a_stride, out);
-                    break;
-                case 2:
-                    Rows<2>::run(nb, wr, at, a_stride, out);
-                    break;
-                case 3:
-                    Rows<3>::run(nb, wr, at, a_stride, out);
-                    break;
-                default:
-                    Rows<4>::run(nb, wr, at, a_stride, out);
-                    break;
-            }
-            for (int64_t t = 0; t < na; ++t) y[(t0 + t) * y_stride + r] = out[t];
-        }
-    }
-}
-
-template <int NA>
-struct Q4KRows {
-    static void run(int64_t nb, const void* w, const uint8_t* a, size_t s, float* out) {
-        dot_k4_rows<block_q4_K, false, NA>(nb, w, a, s, out);
-    }
-};
-template <int NA>
-struct Q5KRows {
-    static void run(int64_t nb, const void* w, const uint8_t* a, size_t s, float* out) {
-        dot_k4_rows<block_q5_K, true, NA>(nb, w, a, s, out);
-    }
-};
-template <int NA>
-struct Q6KRows {
-    static void run(int64_t nb, const void* w, const uint8_t* a, size_t s, float* out) {
-        dot_q6_K_rows<NA>(nb, w, a, s, out);
-    }
-};
 
 }  // namespace
 
@@ -316,35 +280,46 @@ float vec_dot_q3_K(int64_t n, const void* w, const void* a) {
 
 float vec_dot_q4_K(int64_t n, const void* w, const void* a) {
     float out;
-    dot_k4_rows<block_q4_K, false, 1>(n / QK_K, w, static_cast<const uint8_t*>(a), 0, &out);
+    K4<block_q4_K, false>::row<1>(n / QK_K, static_cast<const uint8_t*>(w),
+                                  static_cast<const uint8_t*>(a), 0, &out, 0);
     return out;
 }
 
 float vec_dot_q5_K(int64_t n, const void* w, const void* a) {
     float out;
-    dot_k4_rows<block_q5_K, true, 1>(n / QK_K, w, static_cast<const uint8_t*>(a), 0, &out);
+    K4<block_q5_K, true>::row<1>(n / QK_K, static_cast<const uint8_t*>(w),
+                                 static_cast<const uint8_t*>(a), 0, &out, 0);
     return out;
 }
 
 float vec_dot_q6_K(int64_t n, const void* w, const void* a) {
     float out;
-    dot_q6_K_rows<1>(n / QK_K, w, static_cast<const uint8_t*>(a), 0, &out);
+    Q6K::row<1>(n / QK_K, static_cast<const uint8_t*>(w), static_cast<const uint8_t*>(a), 0, &out,
+                0);
     return out;
+}
+
+// Groups of up to four activation rows: the accumulators of more stay out of the 16 registers.
+template <typename Kernel>
+void run_tile(int64_t n, const void* w, size_t w_stride, int64_t n_w, const void* a,
+              size_t a_stride, int64_t n_a, float* y, int64_t y_stride) {
+    simd::run_row_tile<Kernel, 4>(n / QK_K, static_cast<const uint8_t*>(w), w_stride, n_w,
+                                  static_cast<const uint8_t*>(a), a_stride, n_a, y, y_stride);
 }
 
 void tile_q4_K(int64_t n, const void* w, size_t w_stride, int64_t n_w, const void* a,
                size_t a_stride, int64_t n_a, float* y, int64_t y_stride) {
-    run_tile<Q4KRows>(n, w, w_stride, n_w, a, a_stride, n_a, y, y_stride);
+    run_tile<K4<block_q4_K, false>>(n, w, w_stride, n_w, a, a_stride, n_a, y, y_stride);
 }
 
 void tile_q5_K(int64_t n, const void* w, size_t w_stride, int64_t n_w, const void* a,
                size_t a_stride, int64_t n_a, float* y, int64_t y_stride) {
-    run_tile<Q5KRows>(n, w, w_stride, n_w, a, a_stride, n_a, y, y_stride);
+    run_tile<K4<block_q5_K, true>>(n, w, w_stride, n_w, a, a_stride, n_a, y, y_stride);
 }
 
 void tile_q6_K(int64_t n, const void* w, size_t w_stride, int64_t n_w, const void* a,
                size_t a_stride, int64_t n_a, float* y, int64_t y_stride) {
-    run_tile<Q6KRows>(n, w, w_stride, n_w, a, a_stride, n_a, y, y_stride);
+    run_tile<Q6K>(n, w, w_stride, n_w, a, a_stride, n_a, y, y_stride);
 }
 
 }  // namespace strata::quant::avx2

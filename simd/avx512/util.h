@@ -16,6 +16,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "simd/row_tile.h"
+
 namespace strata::quant::avx512 {
 
 // _mm512_reduce_add_ps's order: halves (i, i+8), then (i, i+4), then (0+2, 1+3), then the two.
@@ -52,46 +54,11 @@ inline float half(uint16_t h) {
 // the 32 vector registers beside the unpacked weight block (ik_llama.cpp uses the same bound).
 inline constexpr int kMaxRows = 8;
 
-// Runs Kernel::row<NA>(n_blocks, weight row, activation rows, a_stride, y, y_stride) for every
-// weight row and every group of up to kMaxRows activation rows. Weight rows outermost: a row is
-// unpacked once per group and stays in L1 while the groups after the first reuse it.
+// Every weight row against groups of up to kMaxRows activation rows (simd/row_tile.h).
 template <typename Kernel>
 void run_tile(int64_t n_blocks, const uint8_t* w, size_t w_stride, int64_t n_w, const uint8_t* a,
               size_t a_stride, int64_t n_a, float* y, int64_t y_stride) {
-    for (int64_t r = 0; r < n_w; ++r) {
-        const uint8_t* wr = w + static_cast<size_t>(r) * w_stride;
-        int64_t t = 0;
-        for (; t + kMaxRows <= n_a; t += kMaxRows)
-            Kernel::template row<kMaxRows>(n_blocks, wr, a + static_cast<size_t>(t) * a_stride,
-                                           a_stride, y + t * y_stride + r, y_stride);
-        const uint8_t* at = a + static_cast<size_t>(t) * a_stride;
-        float* yt = y + t * y_stride + r;
-        switch (n_a - t) {
-            case 1:
-                Kernel::template row<1>(n_blocks, wr, at, a_stride, yt, y_stride);
-                break;
-            case 2:
-                Kernel::template row<2>(n_blocks, wr, at, a_stride, yt, y_stride);
-                break;
-            case 3:
-                Kernel::template row<3>(n_blocks, wr, at, a_stride, yt, y_stride);
-                break;
-            case 4:
-                Kernel::template row<4>(n_blocks, wr, at, a_stride, yt, y_stride);
-                break;
-            case 5:
-                Kernel::template row<5>(n_blocks, wr, at, a_stride, yt, y_stride);
-                break;
-            case 6:
-                Kernel::template row<6>(n_blocks, wr, at, a_stride, yt, y_stride);
-                break;
-            case 7:
-                Kernel::template row<7>(n_blocks, wr, at, a_stride, yt, y_stride);
-                break;
-            default:
-                break;
-        }
-    }
+    simd::run_row_tile<Kernel, kMaxRows>(n_blocks, w, w_stride, n_w, a, a_stride, n_a, y, y_stride);
 }
 
 }  // namespace strata::quant::avx512
