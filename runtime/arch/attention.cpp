@@ -53,6 +53,9 @@ RowsFn rows_fn() {
     return fn;
 }
 
+// How much of each row of the next block all_products prefetches.
+constexpr int64_t kPrefetchFloats = 256;
+
 // store(r, c, simd::dot_f32_vec_prefix(x[r], y[c], n, n_total)) for every row r and vector c:
 // blocks of four by four share their loads (simd::dot_f32_vec_prefix_4x4), the rest go by row.
 template <class Store>
@@ -62,7 +65,15 @@ void all_products(const std::vector<const float*>& x, const std::vector<const fl
     const int64_t x4 = n_x / 4 * 4, y4 = n_y / 4 * 4;
     const RowsFn rows = rows_fn();
     float v[16];
+    // The next block's rows are prefetched: key rows are short and strided (one head's slice of
+    // a cache row), which the hardware prefetcher does not follow; a long row (values at depth)
+    // only needs its start, the prefetcher takes it from there.
+    const int64_t ahead =
+        std::min<int64_t>(n, kPrefetchFloats) * static_cast<int64_t>(sizeof(float));
     for (int64_t r = 0; r < n_x; r += 4) {
+        for (int64_t a = r + 4; a < std::min(r + 8, n_x); ++a)
+            for (int64_t b = 0; b < ahead; b += 64)
+                __builtin_prefetch(reinterpret_cast<const char*>(x[static_cast<size_t>(a)]) + b);
         if (r < x4) {
             for (int64_t c = 0; c < y4; c += 4) {
                 simd::dot_f32_vec_prefix_4x4(x.data() + r, y.data() + c, n, n_total, v);
