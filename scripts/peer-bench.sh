@@ -11,7 +11,9 @@
 # --depth:    decode after D cached positions (llama-bench -d; strata bench --depth).
 # --batched:  use llama-batched-bench (-npp P -ntg N -npl 1) instead of llama-bench; chosen by
 #             itself when llama-bench fails on the model (it aborts on quantized deepseek2 with
-#             AMX). batched-bench has no depth: its decode runs after the P prompt tokens.
+#             AMX). batched-bench has no depth: its decode runs after the P prompt tokens (and
+#             strata's then too: strata bench --decode-after-prompt); llama-bench's tg test and
+#             strata bench's default decode after the depth only.
 # --peer-args: more arguments for both llama.cpp tools, e.g. "--no-repack" for batched-bench on a
 #             model larger than RAM (the repacked copy is allocated in RAM: 34 GB for big40).
 # Environment for strata (STRATA_ISA, OMP_*) passes through; the machine's load is not controlled:
@@ -19,7 +21,7 @@
 set -euo pipefail
 
 usage() {
-    sed -n '7,18p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '7,20p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -71,9 +73,13 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 # One round of strata: "prefill_tps decode_tps".
+# Its decode starts where the peer's does: after the depth (llama-bench's tg test), or after the
+# prompt too (llama-batched-bench).
 strata_round() {
+    local after=()
+    [[ $batched == 1 ]] && after=(--decode-after-prompt)
     "$strata" bench -m "$model" -p "$n_prompt" -n "$n_gen" --threads "$threads" \
-        "${strata_depth[@]}" --json 2>"$work/strata.err" >"$work/strata.json" || {
+        "${strata_depth[@]}" "${after[@]}" --json 2>"$work/strata.err" >"$work/strata.json" || {
         echo "peer-bench.sh: strata bench failed: $(tail -1 "$work/strata.err")" >&2; return 1; }
     python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(j["prefill_tps"], j["decode_tps"])' \
         "$work/strata.json"
@@ -107,10 +113,8 @@ echo "model $model, $threads threads, -p $n_prompt -n $n_gen, depth $depth, $rou
 printf '%-6s %-10s %12s %12s\n' round runtime prefill_tps decode_tps
 : >"$work/results"
 for ((r = 1; r <= rounds; r++)); do
-    out=$(strata_round) || exit 1
-    read -r pp tg <<<"$out"
-    printf '%-6s %-10s %12.2f %12.2f\n' "$r" strata "$pp" "$tg"
-    echo "strata $pp $tg" >>"$work/results"
+    # The peer first: whether it runs llama-bench or llama-batched-bench decides where strata's
+    # decode starts.
     if ! out=$(llama_round); then
         if [[ $batched == 0 ]]; then
             echo "llama-bench failed ($(grep -v '^$' "$work/llama.err" | tail -1)); using llama-batched-bench" >&2
@@ -125,6 +129,10 @@ for ((r = 1; r <= rounds; r++)); do
     [[ $batched == 1 ]] && name=llama-bb
     printf '%-6s %-10s %12.2f %12.2f\n' "$r" "$name" "$pp" "$tg"
     echo "llama $pp $tg" >>"$work/results"
+    out=$(strata_round) || exit 1
+    read -r pp tg <<<"$out"
+    printf '%-6s %-10s %12.2f %12.2f\n' "$r" strata "$pp" "$tg"
+    echo "strata $pp $tg" >>"$work/results"
 done
 
 python3 - "$work/results" <<'EOF'

@@ -108,6 +108,17 @@ TEST(InferCli, BenchJson) {
     EXPECT_GT(j["peak_rss_bytes"].get<uint64_t>(), 1u << 20);
     EXPECT_GE(j["threads"].get<int>(), 1);
 
+    // Decoding starts after --depth positions, as llama-bench's tg test, or after the prompt's
+    // too with --decode-after-prompt, as llama-batched-bench.
+    for (const bool after_prompt : {false, true}) {
+        const test::CommandResult d =
+            test::run_strata("bench -m " + (dir / "m.gguf").string() + " -p 16 -n 4 --depth 3" +
+                             (after_prompt ? " --decode-after-prompt" : ""));
+        ASSERT_EQ(d.status, 0) << d.err;
+        const std::string want = after_prompt ? "after 19 cached positions" : "after 3 cached";
+        EXPECT_NE(d.out.find(want), std::string::npos) << d.out;
+    }
+
     // Without the warm-up pass the text form says none ran; with it, that it did.
     const test::CommandResult cold =
         test::run_strata("bench -m " + (dir / "m.gguf").string() + " -p 16 -n 4 --no-warmup");

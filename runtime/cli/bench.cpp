@@ -1,15 +1,19 @@
 // strata bench: prefill and decode speed of a model.
 //   strata bench -m MODEL [-p 512] [-n 128] [--depth N] [--threads N] [--seed S] [--parallel K]
-//                [--mla-legacy M] [--bandwidth GBPS] [--no-warmup] [--json]
+//                [--mla-legacy M] [--bandwidth GBPS] [--no-warmup] [--decode-after-prompt]
+//                [--json]
 //                [--ram-budget SIZE|PCT [--cache-policy P] [--hot-profile F] [--save-profile F]]
 // After an untimed warm-up pass over the prompt (--no-warmup: none) and, with --depth, an untimed
 // pass over N other random tokens that stay in the cache (as llama-bench's -d), prefills -p
 // random token ids in one batch, then decodes -n tokens one at a time (each the argmax of the
-// previous logits), and reports tokens per second of both phases, the peak resident memory, the
-// KV cache size and the weight bytes a decoded token reads. With the machine's read bandwidth
-// (--bandwidth, or probed after the run as `strata info --probe` does), decode speed is also
-// given as a fraction of the bandwidth bound, bandwidth / weight bytes per token.
-// --json prints one object with at least prefill_tps, decode_tps, peak_rss_bytes,
+// previous logits) after the same N cached positions, as llama-bench's tg test: the prompt's
+// positions are dropped and the N refilled, untimed (--decode-after-prompt: decode right after
+// the prompt instead, as llama-batched-bench), and reports tokens per second of both phases, the
+// peak resident memory, the KV cache size and the weight bytes a decoded token reads. With the
+// machine's read bandwidth (--bandwidth, or probed after the run as `strata info --probe` does),
+// decode speed is also given as a fraction of the bandwidth bound, bandwidth / weight bytes per
+// token.
+// --json prints one object with at least prefill_tps, decode_tps, decode_depth, peak_rss_bytes,
 // kv_cache_bytes, threads, depth, weight_bytes_per_token, read_bandwidth_gbps and
 // bandwidth_fraction (these two when decoding); with --ram-budget also the decode phase's
 // expert-cache figures: hit_rate, bytes_read_per_token, read_gbps (bytes read over the time reads
@@ -51,6 +55,7 @@ struct BenchOptions {
     uint64_t seed = 1;
     bool json = false;
     bool warmup = true;
+    bool decode_after_prompt = false;  // decode after depth + prompt positions
     MlaLegacy mla_legacy = MlaLegacy::Compressed;
     SessionOptions budget;        // --ram-budget, the cache options, --no-repack
     std::string save_profile;     // expert usage written here after the run
@@ -114,13 +119,15 @@ void run_bench(const BenchOptions& o) {
         session.clear();
     }
 
-    if (o.depth > 0) {
+    std::vector<int32_t> fill(static_cast<size_t>(o.depth));
+    for (int32_t& id : fill) id = pick(rng);
+    const auto fill_depth = [&] {
+        if (fill.empty()) return;
         if (!o.json)
             std::fprintf(stderr, "filling %lld positions ...\n", static_cast<long long>(o.depth));
-        std::vector<int32_t> fill(static_cast<size_t>(o.depth));
-        for (int32_t& id : fill) id = pick(rng);
         session.decode(fill);
-    }
+    };
+    fill_depth();
 
     using Clock = std::chrono::steady_clock;
     if (!o.json)
@@ -130,18 +137,29 @@ void run_bench(const BenchOptions& o) {
     std::span<const float> logits = session.decode(prompt);
     const auto t1 = Clock::now();
     const offload::CacheStats s1 = cache ? cache->stats() : offload::CacheStats{};
+    const auto argmax = [](std::span<const float> l) {
+        return static_cast<int32_t>(std::max_element(l.begin(), l.end()) - l.begin());
+    };
+    int32_t token = argmax(logits);
+    if (!o.decode_after_prompt) {
+        session.clear();
+        fill_depth();
+    }
+    const offload::CacheStats s_dec = cache ? cache->stats() : offload::CacheStats{};
     Progress progress("decode", static_cast<uint64_t>(o.n_gen));
+    const auto t_dec = Clock::now();
     for (int64_t i = 0; i < o.n_gen; ++i) {
-        const auto id =
-            static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-        logits = session.decode({&id, 1});
+        logits = session.decode({&token, 1});
+        token = argmax(logits);
         progress.update(static_cast<uint64_t>(i + 1));
     }
     progress.finish();
     const auto t2 = Clock::now();
 
     const double prefill_s = std::chrono::duration<double>(t1 - t0).count();
-    const double decode_s = std::chrono::duration<double>(t2 - t1).count();
+    const double decode_s = std::chrono::duration<double>(t2 - t_dec).count();
+    // Positions in the cache when the first token is decoded.
+    const int64_t decode_depth = o.decode_after_prompt ? o.depth + o.n_prompt : o.depth;
     const double prefill_tps = prefill_s > 0 ? static_cast<double>(o.n_prompt) / prefill_s : 0.0;
     const double decode_tps = decode_s > 0 ? static_cast<double>(o.n_gen) / decode_s : 0.0;
     // K sequences decoded together on one engine of their own.
@@ -189,7 +207,7 @@ void run_bench(const BenchOptions& o) {
         bandwidth = simd::probe_read_bandwidth(threads, simd::default_probe_bytes()).gb_per_s;
     }
     const double fraction = bandwidth > 0 ? decode_tps * per_token / (bandwidth * 1e9) : 0.0;
-    const offload::CacheStats dec = (cache ? cache->stats() : offload::CacheStats{}) - s1;
+    const offload::CacheStats dec = (cache ? cache->stats() : offload::CacheStats{}) - s_dec;
     const double per_gen_token = o.n_gen > 0 ? 1.0 / static_cast<double>(o.n_gen) : 0.0;
     if (cache && !o.save_profile.empty()) cache->write_profile(o.save_profile);
     write_routing_profile(session, o.routing_profile);
@@ -209,6 +227,7 @@ void run_bench(const BenchOptions& o) {
         j["kv_cache_bytes"] = session.cache_bytes();
         j["threads"] = threads;
         j["depth"] = o.depth;
+        j["decode_depth"] = decode_depth;
         if (!session.routing_counts().empty()) j["routing_top10_share"] = top10;
         j["weight_bytes_per_token"] = per_token;
         if (bandwidth > 0) {
@@ -262,7 +281,8 @@ void run_bench(const BenchOptions& o) {
     fmt::print("prefill   {} tokens in {:.3f} s: {:.2f} tokens/s\n", o.n_prompt, prefill_s,
                prefill_tps);
     fmt::print("decode    {} tokens in {:.3f} s: {:.2f} tokens/s{}\n", o.n_gen, decode_s,
-               decode_tps, o.depth > 0 ? fmt::format(" after {} cached positions", o.depth) : "");
+               decode_tps,
+               decode_depth > 0 ? fmt::format(" after {} cached positions", decode_depth) : "");
     if (o.parallel > 1)
         fmt::print(
             "parallel  {} sequences decoding together: {:.2f} tokens/s in all, {:.2f}x one\n",
@@ -320,6 +340,9 @@ void add_bench(CLI::App& app) {
     add_routing_profile_option(cmd, o.routing_profile);
     cmd->add_flag("--json", o.json, "Print one JSON object");
     cmd->add_flag("!--no-warmup", o.warmup, "Time the first pass too (cold weights)");
+    cmd->add_flag("--decode-after-prompt", o.decode_after_prompt,
+                  "Decode right after the prompt's positions (as llama-batched-bench), not after "
+                  "--depth positions only (as llama-bench's tg test)");
     cmd->callback([] {
         use_default_model(o.model);
         run_bench(o);
