@@ -368,8 +368,8 @@ TEST(FloatOrder, ExpVecScalesAsLdexp) {
     EXPECT_EQ(bad, 0);
 }
 
-// Attention's decoding products: sixteen at a time (any CPU), and one row against one to six
-// vectors (AVX-512), each the bits of dot_f32_vec_prefix, over masked views of every kind.
+// Attention's decoding products: sixteen at a time (any CPU, and AVX-512), and one row against one
+// to six vectors (AVX-512), each the bits of dot_f32_vec_prefix, over masked views of every kind.
 TEST(FloatOrder, DecodingBlocksEqualOneProductEach) {
     std::mt19937 rng(43);
     std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -393,6 +393,12 @@ TEST(FloatOrder, DecodingBlocksEqualOneProductEach) {
                         << "row " << r << ", vector " << c;
             }
             if (!avx512) continue;
+            quant::avx512::vec_dot_f32_prefix_4x4(x, y, n, n_total, out);
+            for (int r = 0; r < 4; ++r) {
+                for (int c = 0; c < 4; ++c)
+                    EXPECT_EQ(out[r * 4 + c], simd::dot_f32_vec_prefix(x[r], y[c], n, n_total))
+                        << "AVX-512 block, row " << r << ", vector " << c;
+            }
             for (int n_y = 1; n_y <= 6; ++n_y) {
                 float rows[6];
                 quant::avx512::vec_dot_f32_prefix_rows(x[1], y, n_y, n, n_total, rows);
@@ -403,8 +409,8 @@ TEST(FloatOrder, DecodingBlocksEqualOneProductEach) {
         }
     }
     if (!avx512)
-        GTEST_SKIP() << "the 4x4 blocks were checked; this CPU lacks AVX-512, so its row kernel "
-                        "was not";
+        GTEST_SKIP() << "the 4x4 blocks were checked; this CPU lacks AVX-512, so its kernels "
+                        "were not";
 }
 
 }  // namespace

@@ -53,17 +53,27 @@ RowsFn rows_fn() {
     return fn;
 }
 
+using BlockFn = void (*)(const float* const*, const float* const*, int64_t, int64_t, float*);
+
+// The same for blocks of four rows by four vectors.
+BlockFn block_fn() {
+    static const BlockFn fn = rows_fn() == scalar_rows ? simd::dot_f32_vec_prefix_4x4
+                                                       : quant::avx512::vec_dot_f32_prefix_4x4;
+    return fn;
+}
+
 // How much of each row of the next block all_products prefetches.
 constexpr int64_t kPrefetchFloats = 256;
 
 // store(r, c, simd::dot_f32_vec_prefix(x[r], y[c], n, n_total)) for every row r and vector c:
-// blocks of four by four share their loads (simd::dot_f32_vec_prefix_4x4), the rest go by row.
+// blocks of four by four share their loads (block_fn), the rest go by row.
 template <class Store>
 void all_products(const std::vector<const float*>& x, const std::vector<const float*>& y, int64_t n,
                   int64_t n_total, Store&& store) {
     const auto n_x = static_cast<int64_t>(x.size()), n_y = static_cast<int64_t>(y.size());
     const int64_t x4 = n_x / 4 * 4, y4 = n_y / 4 * 4;
     const RowsFn rows = rows_fn();
+    const BlockFn block = block_fn();
     float v[16];
     // The next block's rows are prefetched: key rows are short and strided (one head's slice of
     // a cache row), which the hardware prefetcher does not follow; a long row (values at depth)
@@ -76,7 +86,7 @@ void all_products(const std::vector<const float*>& x, const std::vector<const fl
                 __builtin_prefetch(reinterpret_cast<const char*>(x[static_cast<size_t>(a)]) + b);
         if (r < x4) {
             for (int64_t c = 0; c < y4; c += 4) {
-                simd::dot_f32_vec_prefix_4x4(x.data() + r, y.data() + c, n, n_total, v);
+                block(x.data() + r, y.data() + c, n, n_total, v);
                 for (int64_t a = 0; a < 4; ++a)
                     for (int64_t b = 0; b < 4; ++b) store(r + a, c + b, v[a * 4 + b]);
             }

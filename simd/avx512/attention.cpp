@@ -1,6 +1,7 @@
-// AVX-512 products of attention's decoding step (see kernels.h): one row against up to four
-// vectors in ggml_vec_dot_f32's order, so that the heads of a KV group share every load of the
-// key or value row. Each product equals simd::dot_f32_vec_prefix bit for bit.
+// AVX-512 products of attention (see kernels.h) in ggml_vec_dot_f32's order: one row against up
+// to four vectors, so that the heads of a KV group share every load of the key or value row, and
+// four rows by four vectors in four passes (simd::dot_f32_vec_prefix_4x4's plan, with its
+// sixteen accumulators in registers). Each product equals simd::dot_f32_vec_prefix bit for bit.
 #include "simd/avx512/util.h"  // first: see its note on GCC warnings
 
 #include <immintrin.h>
@@ -54,6 +55,41 @@ void prefix_rows(const float* x, const float* const* y, int64_t n, int64_t n_tot
 }
 
 }  // namespace
+
+void vec_dot_f32_prefix_4x4(const float* const* x, const float* const* y, int64_t n,
+                            int64_t n_total, float* out) {
+    const int64_t whole = n_total & ~int64_t{63};
+    const int64_t lanes = std::min(n, whole);
+    const int64_t steps = lanes / 64 * 64;  // whole steps of 64; the partial one follows
+    // Pass a runs accumulator a of all sixteen products (elements 64s + 16a + l).
+    __m512 part[4][16];
+    for (int a = 0; a < 4; ++a) {
+        __m512 acc[16];
+        for (__m512& v : acc) v = _mm512_setzero_ps();
+        const auto step = [&](int64_t k, __mmask16 mask) {
+            __m512 xv[4], yv[4];
+            for (int r = 0; r < 4; ++r) {
+                xv[r] = _mm512_maskz_loadu_ps(mask, x[r] + k);
+                yv[r] = _mm512_maskz_loadu_ps(mask, y[r] + k);
+            }
+            for (int r = 0; r < 4; ++r)
+                for (int c = 0; c < 4; ++c)
+                    acc[r * 4 + c] = _mm512_fmadd_ps(xv[r], yv[c], acc[r * 4 + c]);
+        };
+        for (int64_t i = 16 * a; i < steps; i += 64) step(i, 0xFFFF);
+        // This accumulator's share of the partial step; lanes past `lanes` load zeros, which
+        // leave an accumulator as it is (see prefix_rows).
+        const int64_t k = steps + 16 * a;
+        if (k < lanes)
+            step(k, static_cast<__mmask16>((1u << std::min<int64_t>(16, lanes - k)) - 1u));
+        for (int p = 0; p < 16; ++p) part[a][p] = acc[p];
+    }
+    for (int p = 0; p < 16; ++p) {
+        const float sum = reduce_add(_mm512_add_ps(_mm512_add_ps(part[0][p], part[2][p]),
+                                                   _mm512_add_ps(part[1][p], part[3][p])));
+        out[p] = simd::add_vec_remainder(x[p / 4], y[p % 4], whole, n, n_total, sum);
+    }
+}
 
 void vec_dot_f32_prefix_rows(const float* x, const float* const* y, int n_y, int64_t n,
                              int64_t n_total, float* out) {

@@ -28,6 +28,10 @@ float gemm_dot_f16(int64_t n, const void* w, const void* a);  // × F16
 // n_total) for c < n_y, bit for bit, x's loads shared by the n_y products.
 void vec_dot_f32_prefix_rows(const float* x, const float* const* y, int n_y, int64_t n,
                              int64_t n_total, float* out);
+// out[r · 4 + c] = simd::dot_f32_vec_prefix(x[r], y[c], n, n_total), bit for bit (as
+// simd::dot_f32_vec_prefix_4x4, in registers).
+void vec_dot_f32_prefix_4x4(const float* const* x, const float* const* y, int64_t n,
+                            int64_t n_total, float* out);
 
 // Tile kernels (kquants_tile.cpp: × Q8_K; legacy_tile.cpp: × Q8_0), signature of
 // dispatch::TileFn.
