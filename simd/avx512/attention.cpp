@@ -84,11 +84,24 @@ void vec_dot_f32_prefix_4x4(const float* const* x, const float* const* y, int64_
             step(k, static_cast<__mmask16>((1u << std::min<int64_t>(16, lanes - k)) - 1u));
         for (int p = 0; p < 16; ++p) part[a][p] = acc[p];
     }
-    for (int p = 0; p < 16; ++p) {
-        const float sum = reduce_add(_mm512_add_ps(_mm512_add_ps(part[0][p], part[2][p]),
-                                                   _mm512_add_ps(part[1][p], part[3][p])));
-        out[p] = simd::add_vec_remainder(x[p / 4], y[p % 4], whole, n, n_total, sum);
+    alignas(64) float sums[16];
+    for (int p = 0; p < 16; ++p)
+        sums[p] = reduce_add(_mm512_add_ps(_mm512_add_ps(part[0][p], part[2][p]),
+                                           _mm512_add_ps(part[1][p], part[3][p])));
+    // simd::add_vec_remainder of the sixteen products side by side, product p = 4r + c in lane
+    // p: each lane takes the scalar loop's steps in its order (all of them where n_total < 64,
+    // as for small heads).
+    __m512 sum = _mm512_load_ps(sums);
+    const int64_t tail = simd::fused_tail_start(whole, n_total);
+    const __m512i spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    for (int64_t k = whole; k < n; ++k) {
+        const __m128 x4 = _mm_setr_ps(x[0][k], x[1][k], x[2][k], x[3][k]);
+        const __m128 y4 = _mm_setr_ps(y[0][k], y[1][k], y[2][k], y[3][k]);
+        const __m512 xs = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(x4));
+        const __m512 ys = _mm512_broadcast_f32x4(y4);
+        sum = k < tail ? _mm512_add_ps(sum, _mm512_mul_ps(xs, ys)) : _mm512_fmadd_ps(xs, ys, sum);
     }
+    _mm512_storeu_ps(out, sum);
 }
 
 void vec_dot_f32_prefix_rows(const float* x, const float* const* y, int n_y, int64_t n,
