@@ -43,37 +43,37 @@ void scalar_rows(const float* x, const float* const* y, int n_y, int64_t n, int6
     for (int c = 0; c < n_y; ++c) out[c] = simd::dot_f32_vec_prefix(x, y[c], n, n_total);
 }
 
-// The AVX-512 kernel (each product the same bits, the row's loads shared) where the float
-// kernels run at that level (not under STRATA_ISA=avx2 or scalar), else the scalar twin.
-RowsFn rows_fn() {
-    static const RowsFn fn =
+// out[r · 4 + c] = simd::dot_f32_vec_prefix(x[r], y[c], n, n_total) for r, c < 4.
+using BlockFn = void (*)(const float* const* x, const float* const* y, int64_t n, int64_t n_total,
+                         float* out);
+
+struct ProductFns {
+    RowsFn rows;
+    BlockFn block;
+};
+
+// The AVX-512 kernels (each product the same bits, loads shared) where the float kernels run at
+// that level (not under STRATA_ISA=avx2 or scalar), else the scalar twins.
+const ProductFns& product_fns() {
+    static const ProductFns fns =
         dispatch::kernels()[quant::Type::F32].vec_dot_isa >= dispatch::Isa::avx512
-            ? quant::avx512::vec_dot_f32_prefix_rows
-            : scalar_rows;
-    return fn;
-}
-
-using BlockFn = void (*)(const float* const*, const float* const*, int64_t, int64_t, float*);
-
-// The same for blocks of four rows by four vectors.
-BlockFn block_fn() {
-    static const BlockFn fn = rows_fn() == scalar_rows ? simd::dot_f32_vec_prefix_4x4
-                                                       : quant::avx512::vec_dot_f32_prefix_4x4;
-    return fn;
+            ? ProductFns{quant::avx512::vec_dot_f32_prefix_rows,
+                         quant::avx512::vec_dot_f32_prefix_4x4}
+            : ProductFns{scalar_rows, simd::dot_f32_vec_prefix_4x4};
+    return fns;
 }
 
 // How much of each row of the next block all_products prefetches.
 constexpr int64_t kPrefetchFloats = 256;
 
 // store(r, c, simd::dot_f32_vec_prefix(x[r], y[c], n, n_total)) for every row r and vector c:
-// blocks of four by four share their loads (block_fn), the rest go by row.
+// blocks of four by four share their loads (ProductFns::block), the rest go by row.
 template <class Store>
 void all_products(const std::vector<const float*>& x, const std::vector<const float*>& y, int64_t n,
                   int64_t n_total, Store&& store) {
     const auto n_x = static_cast<int64_t>(x.size()), n_y = static_cast<int64_t>(y.size());
     const int64_t x4 = n_x / 4 * 4, y4 = n_y / 4 * 4;
-    const RowsFn rows = rows_fn();
-    const BlockFn block = block_fn();
+    const auto [rows, block] = product_fns();
     float v[16];
     // The next block's rows are prefetched: key rows are short and strided (one head's slice of
     // a cache row), which the hardware prefetcher does not follow; a long row (values at depth)

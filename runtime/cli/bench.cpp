@@ -145,6 +145,7 @@ void run_bench(const BenchOptions& o) {
         session.clear();
         fill_depth();
     }
+    const int64_t decode_depth = session.n_past();  // positions cached when decoding starts
     const offload::CacheStats s_dec = cache ? cache->stats() : offload::CacheStats{};
     Progress progress("decode", static_cast<uint64_t>(o.n_gen));
     const auto t_dec = Clock::now();
@@ -158,8 +159,6 @@ void run_bench(const BenchOptions& o) {
 
     const double prefill_s = std::chrono::duration<double>(t1 - t0).count();
     const double decode_s = std::chrono::duration<double>(t2 - t_dec).count();
-    // Positions in the cache when the first token is decoded.
-    const int64_t decode_depth = o.decode_after_prompt ? o.depth + o.n_prompt : o.depth;
     const double prefill_tps = prefill_s > 0 ? static_cast<double>(o.n_prompt) / prefill_s : 0.0;
     const double decode_tps = decode_s > 0 ? static_cast<double>(o.n_gen) / decode_s : 0.0;
     // K sequences decoded together on one engine of their own.

@@ -22,6 +22,11 @@
 namespace strata::quant::avx512 {
 namespace {
 
+// The first `count` (1..16) lanes.
+inline __mmask16 first_lanes(int64_t count) {
+    return static_cast<__mmask16>((1u << count) - 1u);
+}
+
 template <int C>
 void prefix_rows(const float* x, const float* const* y, int64_t n, int64_t n_total, float* out) {
     const int64_t whole = n_total & ~int64_t{63};
@@ -40,8 +45,7 @@ void prefix_rows(const float* x, const float* const* y, int64_t n, int64_t n_tot
     // The last partial step: lanes past `lanes` load zeros, and adding a zero product leaves an
     // accumulator as it is (it starts at +0 and no sum of products gives -0 from there).
     for (int a = 0; a < 4 && i + 16 * a < lanes; ++a) {
-        const int64_t left = std::min<int64_t>(16, lanes - i - 16 * a);
-        const auto mask = static_cast<__mmask16>((1u << left) - 1u);
+        const __mmask16 mask = first_lanes(std::min<int64_t>(16, lanes - i - 16 * a));
         const __m512 xv = _mm512_maskz_loadu_ps(mask, x + i + 16 * a);
         for (int c = 0; c < C; ++c)
             acc[c][a] =
@@ -80,8 +84,7 @@ void vec_dot_f32_prefix_4x4(const float* const* x, const float* const* y, int64_
         // This accumulator's share of the partial step; lanes past `lanes` load zeros, which
         // leave an accumulator as it is (see prefix_rows).
         const int64_t k = steps + 16 * a;
-        if (k < lanes)
-            step(k, static_cast<__mmask16>((1u << std::min<int64_t>(16, lanes - k)) - 1u));
+        if (k < lanes) step(k, first_lanes(std::min<int64_t>(16, lanes - k)));
         for (int p = 0; p < 16; ++p) part[a][p] = acc[p];
     }
     alignas(64) float sums[16];
