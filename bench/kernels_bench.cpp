@@ -162,6 +162,39 @@ void TileMatvecInterleaved(benchmark::State& state) {
     state.counters["MiB"] = bytes / (1 << 20);
 }
 
+// Regrouping rows in place into the interleaved layout (what loading a model costs, and an
+// expert cache slot that a batch multiplies): GB/s of matrix bytes. The way back, between
+// iterations, is not timed.
+template <Type kType>
+void Interleave(benchmark::State& state) {
+    const int threads = static_cast<int>(state.range(0));
+    Weights& w = const_cast<Weights&>(big_weights(kType));
+    const auto each_thread = [&](bool back) {
+#pragma omp parallel num_threads(threads)
+        {
+            // Each thread its own share of whole 16-row groups.
+            const int64_t groups = w.n_out / 16, n = omp_get_num_threads();
+            const int64_t k = omp_get_thread_num();
+            const int64_t g0 = groups * k / n, g1 = groups * (k + 1) / n;
+            uint8_t* p = w.data.get() + static_cast<size_t>(g0 * 16) * w.row_bytes;
+            if (back) {
+                strata::simd::deinterleave_rows(kType, p, kInputs, (g1 - g0) * 16);
+            } else {
+                strata::simd::interleave_rows(kType, p, kInputs, (g1 - g0) * 16);
+            }
+        }
+    };
+    for (auto _ : state) {
+        each_thread(false);
+        state.PauseTiming();
+        each_thread(true);
+        state.ResumeTiming();
+    }
+    const double bytes = static_cast<double>(w.row_bytes) * static_cast<double>(w.n_out);
+    state.counters["GB/s"] =
+        benchmark::Counter(bytes / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
 template <Type kType>
 void VecDotMatvec(benchmark::State& state) {
     const quant::VecDotFn dot = dispatch::kernels()[kType].vec_dot;
@@ -281,6 +314,8 @@ BENCHMARK(TileMatvec<Type::Q4_K>)->Apply(thread_args);
 BENCHMARK(TileMatvecInterleaved<Type::Q4_K>)->Apply(thread_args);
 BENCHMARK(TileMatvecInterleaved<Type::Q6_K>)->Apply(thread_args);
 BENCHMARK(VecDotMatvec<Type::Q4_K>)->Apply(thread_args);
+BENCHMARK(Interleave<Type::Q4_K>)->Apply(thread_args);
+BENCHMARK(Interleave<Type::Q6_K>)->Apply(thread_args);
 BENCHMARK(TileMatvec<Type::Q6_K>)->Apply(thread_args);
 BENCHMARK(VecDotMatvec<Type::Q6_K>)->Apply(thread_args);
 BENCHMARK(TileMatvec<Type::Q8_0>)->Apply(thread_args);

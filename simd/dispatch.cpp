@@ -232,6 +232,13 @@ void KernelTable::set_tile_x16(quant::Type type, Isa isa, TileFn fn) {
     kernels_[id].tile_x16_isa = isa;
 }
 
+void KernelTable::set_interleave_x16(quant::Type type, Isa isa, InterleaveFn fn) {
+    const auto id = static_cast<uint32_t>(type);
+    if (id >= quant::kTypeIdLimit || fn == nullptr) return;
+    kernels_[id].interleave_x16 = fn;
+    kernels_[id].interleave_x16_isa = isa;
+}
+
 KernelTable build_table(const CpuFeatures& f, Isa max_isa) {
     KernelTable table;
     if (f.avx2_set() && max_isa >= Isa::avx2) avx2::register_kernels(table);

@@ -63,6 +63,11 @@ std::string_view isa_name(Isa isa);
 using TileFn = void (*)(int64_t n, const void* w, size_t w_stride, int64_t n_w, const void* a,
                         size_t a_stride, int64_t n_a, float* y, int64_t y_stride);
 
+// Sixteen contiguous rows of nb blocks each (rows) regrouped into the interleaved layout of
+// simd/repack.h (group, the same number of bytes). False, with nothing written, for shapes the
+// kernel does not take; the caller then uses the scalar regrouping.
+using InterleaveFn = bool (*)(const uint8_t* rows, uint8_t* group, int64_t nb);
+
 // The kernels of one type, and where each came from.
 struct TypeKernels {
     quant::VecDotFn vec_dot = nullptr;
@@ -86,6 +91,10 @@ struct TypeKernels {
     // matrices of the type are never interleaved.
     TileFn tile_x16 = nullptr;
     Isa tile_x16_isa = Isa::scalar;
+    // Regrouping into that layout, byte for byte the scalar one (simd/repack.cpp); null where
+    // only the scalar one exists.
+    InterleaveFn interleave_x16 = nullptr;
+    Isa interleave_x16_isa = Isa::scalar;
     // Partner formats only (Q8_0, Q8_1, Q8_K, and the float types).
     quant::QuantizeFn quantize_activation = nullptr;
     Isa quantize_activation_isa = Isa::scalar;
@@ -106,6 +115,7 @@ class KernelTable {
     void set_quantize_activation(quant::Type type, Isa isa, quant::QuantizeFn fn);
     void set_tile(quant::Type type, Isa isa, TileFn fn);
     void set_tile_x16(quant::Type type, Isa isa, TileFn fn);
+    void set_interleave_x16(quant::Type type, Isa isa, InterleaveFn fn);
 
   private:
     std::array<TypeKernels, quant::kTypeIdLimit> kernels_{};  // (type id)

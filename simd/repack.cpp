@@ -101,15 +101,22 @@ GroupFn group_fn(quant::Type type, bool back) {
 // when the type has no layout or the shape does not divide.
 struct Groups {
     GroupFn fn = nullptr;
+    dispatch::InterleaveFn fast = nullptr;  // into the layout, where an ISA kernel exists
     int64_t nb = 0;
     size_t bytes = 0;
     int64_t count = 0;
+
+    void run(const uint8_t* from, uint8_t* to) const {
+        if (fast != nullptr && fast(from, to, nb)) return;
+        fn(from, to, nb);
+    }
 };
 
 Groups groups_of(quant::Type type, int64_t n_in, int64_t n_rows, bool back) {
     Groups g;
     if (n_in % quant::QK_K != 0 || n_rows % kInterleaveRows != 0) return g;
     g.fn = group_fn(type, back);
+    if (!back) g.fast = dispatch::kernels()[type].interleave_x16;
     g.nb = n_in / quant::QK_K;
     g.bytes = quant::row_bytes(type, n_in) * kInterleaveRows;
     g.count = n_rows / kInterleaveRows;
@@ -126,7 +133,7 @@ void regroup_in_place(quant::Type type, uint8_t* data, int64_t n_in, int64_t n_r
         thread_local std::vector<uint8_t> tmp;
         tmp.resize(g.bytes);
         uint8_t* p = data + static_cast<size_t>(k) * g.bytes;
-        g.fn(p, tmp.data(), g.nb);
+        g.run(p, tmp.data());
         std::memcpy(p, tmp.data(), g.bytes);
     });
 }
@@ -136,7 +143,7 @@ void regroup_copy(quant::Type type, const uint8_t* src, uint8_t* dst, int64_t n_
     const Groups g = groups_of(type, n_in, n_rows, back);
     if (g.fn == nullptr) return;
     parallel_for(g.count, g.count * static_cast<int64_t>(g.bytes), [&](int64_t k) {
-        g.fn(src + static_cast<size_t>(k) * g.bytes, dst + static_cast<size_t>(k) * g.bytes, g.nb);
+        g.run(src + static_cast<size_t>(k) * g.bytes, dst + static_cast<size_t>(k) * g.bytes);
     });
 }
 
@@ -163,6 +170,10 @@ void interleave_rows(quant::Type type, const uint8_t* src, uint8_t* dst, int64_t
 void deinterleave_rows(quant::Type type, const uint8_t* src, uint8_t* dst, int64_t n_in,
                        int64_t n_rows) {
     regroup_copy(type, src, dst, n_in, n_rows, /*back=*/true);
+}
+
+void interleave_group_ref(quant::Type type, const uint8_t* rows, uint8_t* group, int64_t nb) {
+    if (const GroupFn fn = group_fn(type, /*back=*/false)) fn(rows, group, nb);
 }
 
 void tile_q4_K_x16_ref(int64_t n, const void* w, size_t /*w_stride*/, int64_t n_w, const void* a,

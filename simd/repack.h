@@ -53,6 +53,10 @@ void interleave_rows(quant::Type type, const uint8_t* src, uint8_t* dst, int64_t
 void deinterleave_rows(quant::Type type, const uint8_t* src, uint8_t* dst, int64_t n_in,
                        int64_t n_rows);
 
+// The scalar regrouping of one group of sixteen rows (nb blocks each) into the layout, which the
+// ISA kernels (dispatch::TypeKernels::interleave_x16) equal byte for byte; other types: nothing.
+void interleave_group_ref(quant::Type type, const uint8_t* rows, uint8_t* group, int64_t nb);
+
 // Scalar twins of the interleaved tiles (TileFn shape: w is n_w interleaved rows, a multiple of
 // 16; w_stride unused): the same integer sums and float steps, bit for bit, so it equals the
 // row kernels' product of the same rows plain.

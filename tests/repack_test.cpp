@@ -81,6 +81,38 @@ TEST(Repack, InterleavingRoundTrips) {
     }
 }
 
+// The ISA regrouping (gathers) writes the scalar one's bytes, on random bytes of every block
+// count, rows at any alignment; and row r's block i lands where repack.h says (a spot check
+// written from the layout's description, not from either implementation).
+TEST(Repack, IsaRegroupingEqualsTheScalarOne) {
+    bool any = false;
+    for (const Interleaved& it : kTypes) {
+        const dispatch::InterleaveFn fast = dispatch::kernels()[it.type].interleave_x16;
+        if (fast == nullptr) continue;
+        any = true;
+        const size_t block = quant::traits(it.type).block_bytes;
+        for (int64_t nb : {1, 2, 3, 7, 28}) {
+            const size_t bytes = block * static_cast<size_t>(nb) * simd::kInterleaveRows;
+            std::vector<uint8_t> buf(bytes + 1);
+            std::mt19937 rng(static_cast<uint32_t>(nb) * 31u);
+            for (uint8_t& b : buf) b = static_cast<uint8_t>(rng());
+            const uint8_t* rows = buf.data() + 1;  // odd address
+            std::vector<uint8_t> want(bytes), got(bytes, 0xAA);
+            simd::interleave_group_ref(it.type, rows, want.data(), nb);
+            ASSERT_TRUE(fast(rows, got.data(), nb));
+            EXPECT_EQ(got, want) << quant::traits(it.type).name << ", " << nb << " blocks";
+            // Row 5, last block, its last level byte (Q4_K qs[127] / Q6_K ql[127]).
+            const int r = 5;
+            const size_t src = (static_cast<size_t>(r) * nb + nb - 1) * block +
+                               (it.type == Type::Q4_K ? 16 + 127 : 127);
+            const size_t dst = static_cast<size_t>(nb - 1) * block * simd::kInterleaveRows +
+                               (it.type == Type::Q4_K ? 256 : 288) + 64 * 31 + 4 * r + 3;
+            EXPECT_EQ(got[dst], rows[src]);
+        }
+    }
+    if (!any) GTEST_SKIP() << "no ISA regrouping on this CPU (AVX-512 VNNI)";
+}
+
 TEST(Repack, TwinAgreesWithTheReferenceProductOfThePlainRows) {
     // llama.cpp's AVX2 kernels, where this CPU has them: the twins' float order is theirs.
     const dispatch::KernelTable avx2 =

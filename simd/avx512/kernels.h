@@ -57,6 +57,10 @@ void tile_q5_0(int64_t n, const void* w, size_t w_stride, int64_t n_w, const voi
 void tile_q4_0(int64_t n, const void* w, size_t w_stride, int64_t n_w, const void* a,
                size_t a_stride, int64_t n_a, float* y, int64_t y_stride);
 
+// Sixteen rows into the interleaved layout (regroup.cpp), signature of dispatch::InterleaveFn.
+bool interleave_q4_K_x16(const uint8_t* rows, uint8_t* group, int64_t nb);
+bool interleave_q6_K_x16(const uint8_t* rows, uint8_t* group, int64_t nb);
+
 // Activation quantizers (activations.cpp).
 void quantize_activation_q8_0(const float* src, void* dst, int64_t n);
 void quantize_activation_q8_1(const float* src, void* dst, int64_t n);
