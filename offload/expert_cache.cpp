@@ -440,6 +440,8 @@ void ExpertCache::prefetch(int64_t layer, std::span<const int32_t> ids) {
     size_t free = 0;
     for (const Slot& s : slots_) free += s.pins == 0 && s.reads_left == 0 && !s.hot;
     size_t allowed = free / 2;
+    // The most likely first: the rest of the guess is scored but not read.
+    ids = ids.first(std::min<size_t>(ids.size(), options_.prefetch_reads));
     guarded(
         [&] {
             bool checked = false;

@@ -43,6 +43,8 @@ Policy parse_policy(std::string_view name);
 // (binary units). Throws strata::UsageError naming --ram-budget.
 uint64_t parse_budget(std::string_view text, uint64_t physical_bytes);
 
+inline constexpr uint32_t kPrefetchReads = 2;  // CacheOptions::prefetch_reads
+
 struct CacheOptions {
     uint64_t budget_bytes = 0;     // resident + KV + workspace + slots must fit
     uint64_t kv_bytes = 0;         // the KV cache the session allocated
@@ -50,6 +52,12 @@ struct CacheOptions {
     Policy policy = Policy::Lru;
     std::string hot_profile;  // Policy::Pinned: lines "layer expert [count]"
     std::string trace_path;   // when set, every acquire() appends "layer id id ..." here
+    // Experts read ahead per prefetch(): the first of the guess, the most likely. Reading the
+    // whole guess (8 of R1's experts) was slower: a guess of the next layer is right for about
+    // 3 in 4 of its experts, and the wrong ones cost disk time and evict slots that would have
+    // hit (big40, 12G budget, decode after 512 positions, Zen 5 VM: 3.4-3.9 tokens/s reading
+    // all 8, 4.3-4.7 reading the first 2 or none, 986 -> 694 MB read per token).
+    uint32_t prefetch_reads = kPrefetchReads;
     ReaderOptions reader;
 };
 
@@ -122,9 +130,10 @@ class ExpertCache {
     }
     void mark_rewritten(const ExpertHandle& handle);
 
-    // Reads experts of `layer` expected soon (the next layer's router on the current hidden
-    // state) into slots nobody pins, using at most half the unpinned slots; the ids are kept
-    // to score the prediction when `layer` is acquired.
+    // Reads the first CacheOptions::prefetch_reads of the experts of `layer` expected soon (the
+    // next layer's router on the current hidden state, most likely first) into slots nobody
+    // pins, using at most half the unpinned slots; all the ids are kept to score the prediction
+    // when `layer` is acquired.
     void prefetch(int64_t layer, std::span<const int32_t> ids);
 
     const LayerStats& layer_stats(int64_t layer) const {

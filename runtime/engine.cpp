@@ -139,6 +139,7 @@ void Engine::attach_budget(const SessionOptions& options, uint64_t kv_bytes) {
     co.hot_profile = options.hot_profile;
     co.trace_path = options.trace_path;
     co.reader = options.reader;
+    co.prefetch_reads = options.prefetch_reads;
     experts_ = std::make_unique<offload::ExpertCache>(offload::ExpertStore(std::move(table)), co);
     forward_->use_expert_cache(experts_.get(), options.repack);
 }

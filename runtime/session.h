@@ -43,6 +43,7 @@ struct SessionOptions {
     std::string hot_profile;        // Policy::Pinned: the hot set
     std::string trace_path;         // routing trace written by the expert cache
     offload::ReaderOptions reader;  // queue depth, forced pread, test fault hook
+    uint32_t prefetch_reads = offload::kPrefetchReads;  // --prefetch
     // Regroup Q4_K matrices in memory for the interleaved kernels at load (runtime/interleave.h;
     // same logits either way). --no-repack: products read the file's layout.
     bool repack = true;

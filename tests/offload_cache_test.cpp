@@ -252,6 +252,31 @@ TEST(OffloadCache, PrefetchIsScoredAndServesHits) {
     EXPECT_EQ(st.misses, 1u);
 }
 
+// Only the first prefetch_reads experts of a guess are read ahead (the most likely, in the
+// caller's order); the whole guess is scored. 0 reads nothing.
+TEST(OffloadCache, PrefetchReadsTheFirstOfTheGuessAndScoresItAll) {
+    const Fixture fx;
+    for (const uint32_t reads : {0u, 1u, 3u}) {
+        CacheOptions o = fx.options(8);
+        o.prefetch_reads = reads;
+        ExpertCache cache(ExpertStore(fx.table), o);
+        const int32_t guess[] = {1, 3, 0};
+        cache.prefetch(2, guess);
+        EXPECT_EQ(cache.stats().prefetched, reads);
+        std::vector<ExpertHandle> held;
+        const int32_t routed[] = {0, 1};
+        ASSERT_EQ(cache.acquire(2, routed, held), 2u);
+        for (const ExpertHandle& h : held) fx.expect_exact(cache, 2, h);
+        cache.release(held);
+        const CacheStats st = cache.stats();
+        EXPECT_EQ(st.predicted, 2u);
+        EXPECT_EQ(st.predicted_right, 2u) << "scored against the whole guess";
+        // Read ahead: expert 1 from one read on, expert 0 from three.
+        EXPECT_EQ(st.hits, (reads >= 1 ? 1u : 0u) + (reads >= 3 ? 1u : 0u)) << reads;
+        EXPECT_EQ(st.hits + st.misses, 2u);
+    }
+}
+
 // Faults through the test hook: short reads and -EAGAIN / -EINTR storms are retried to the exact
 // bytes; -EIO and an early end of file end in one error naming the file, after which the cache
 // works again.

@@ -99,6 +99,7 @@ void run_bench(const BenchOptions& o) {
     so.hot_profile = o.budget.hot_profile;
     so.trace_path = o.budget.trace_path;
     so.reader = o.budget.reader;
+    so.prefetch_reads = o.budget.prefetch_reads;
     so.gpu = o.budget.gpu;
     so.repack = o.budget.repack;
     Session session(model, so);

@@ -99,6 +99,11 @@ void add_budget_options(CLI::App* cmd, SessionOptions& options) {
                     "Expert reads (of 1 MiB) in flight at most")
         ->check(CLI::Range(1u, 4096u))
         ->capture_default_str();
+    cmd->add_option("--prefetch", options.prefetch_reads,
+                    "With --ram-budget: experts of the next layer read ahead while decoding, the "
+                    "most likely first by its router on the current token (0: none)")
+        ->check(CLI::Range(0u, 4096u))
+        ->capture_default_str();
     cmd->add_flag("--force-pread", options.reader.force_pread,
                   "Read experts with pread instead of io_uring");
     cmd->add_option("--trace-out", options.trace_path,
