@@ -78,47 +78,50 @@ inline void store_high_halves(uint8_t* to, __m512i v) {
     store_low_halves(to, _mm512_srli_epi32(v, 16));
 }
 
+// Calls block(b, g, index, row_bytes) for each of the nb blocks of the sixteen rows: b the
+// first row's block (row r's at b + r · row_bytes), g its place in the group.
+template <typename B, typename F>
+bool each_block(const uint8_t* rows, uint8_t* group, int64_t nb, F&& block) {
+    const size_t row_bytes = static_cast<size_t>(nb) * sizeof(B);
+    __m512i index;
+    if (!row_index(row_bytes, &index)) return false;
+    for (int64_t i = 0; i < nb; ++i)
+        block(rows + static_cast<size_t>(i) * sizeof(B),
+              group + static_cast<size_t>(i) * kRows * sizeof(B), index, row_bytes);
+    return true;
+}
+
 }  // namespace
 
 bool interleave_q4_K_x16(const uint8_t* rows, uint8_t* group, int64_t nb) {
     using B = block_q4_K;
-    const size_t row_bytes = static_cast<size_t>(nb) * sizeof(B);
-    __m512i index;
-    if (!row_index(row_bytes, &index)) return false;
-    for (int64_t i = 0; i < nb; ++i) {
-        const uint8_t* b = rows + static_cast<size_t>(i) * sizeof(B);
-        uint8_t* g = group + static_cast<size_t>(i) * kRows * sizeof(B);
-        static_assert(offsetof(B, dmin) == offsetof(B, d) + 2);
-        const __m512i d_dmin = words(index, b, offsetof(B, d));
-        store_low_halves(g, d_dmin);
-        store_high_halves(g + 32, d_dmin);
-        for (int k = 0; k < 3; ++k)
-            store_line(g + 64 + 64 * k, words(index, b, offsetof(B, scales) + 4 * k));
-        for (int h = 0; h < 2; ++h)
-            transpose_16(b, row_bytes, offsetof(B, qs) + 64 * h, g + 256 + 64 * 16 * h);
-    }
-    return true;
+    static_assert(offsetof(B, dmin) == offsetof(B, d) + 2);
+    return each_block<B>(
+        rows, group, nb, [](const uint8_t* b, uint8_t* g, __m512i index, size_t row_bytes) {
+            const __m512i d_dmin = words(index, b, offsetof(B, d));
+            store_low_halves(g, d_dmin);
+            store_high_halves(g + 32, d_dmin);
+            for (int k = 0; k < 3; ++k)
+                store_line(g + 64 + 64 * k, words(index, b, offsetof(B, scales) + 4 * k));
+            for (int h = 0; h < 2; ++h)
+                transpose_16(b, row_bytes, offsetof(B, qs) + 64 * h, g + 256 + 64 * 16 * h);
+        });
 }
 
 bool interleave_q6_K_x16(const uint8_t* rows, uint8_t* group, int64_t nb) {
     using B = block_q6_K;
-    const size_t row_bytes = static_cast<size_t>(nb) * sizeof(B);
-    __m512i index;
-    if (!row_index(row_bytes, &index)) return false;
-    for (int64_t i = 0; i < nb; ++i) {
-        const uint8_t* b = rows + static_cast<size_t>(i) * sizeof(B);
-        uint8_t* g = group + static_cast<size_t>(i) * kRows * sizeof(B);
-        // d ends the block: the word that ends with it (the last two scales, then d), so that
-        // no gather reads past the last row.
-        static_assert(offsetof(B, d) + 2 == sizeof(B));
-        store_high_halves(g, words(index, b, offsetof(B, d) - 2));
-        for (int w = 0; w < 4; ++w)
-            store_line(g + 32 + 64 * w, words(index, b, offsetof(B, scales) + 4 * w));
-        for (int h = 0; h < 2; ++h)
-            transpose_16(b, row_bytes, offsetof(B, ql) + 64 * h, g + 288 + 64 * 16 * h);
-        transpose_16(b, row_bytes, offsetof(B, qh), g + 2336);
-    }
-    return true;
+    // d ends the block: it is read as the high half of the word that ends with it (the last two
+    // scales, then d), so that no gather reads past the last row.
+    static_assert(offsetof(B, d) + 2 == sizeof(B));
+    return each_block<B>(
+        rows, group, nb, [](const uint8_t* b, uint8_t* g, __m512i index, size_t row_bytes) {
+            store_high_halves(g, words(index, b, offsetof(B, d) - 2));
+            for (int w = 0; w < 4; ++w)
+                store_line(g + 32 + 64 * w, words(index, b, offsetof(B, scales) + 4 * w));
+            for (int h = 0; h < 2; ++h)
+                transpose_16(b, row_bytes, offsetof(B, ql) + 64 * h, g + 288 + 64 * 16 * h);
+            transpose_16(b, row_bytes, offsetof(B, qh), g + 2336);
+        });
 }
 
 }  // namespace strata::quant::avx512
