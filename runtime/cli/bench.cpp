@@ -89,19 +89,13 @@ void run_bench(const BenchOptions& o) {
     if (!(o.bandwidth >= 0.0))
         throw UsageError(fmt::format("--bandwidth is {}, expected GB/s above 0", o.bandwidth));
     const Model model = load_model(o.model);
-    SessionOptions so;
+    // The budget options as parsed (every one of them: a field copied by hand is a field
+    // forgotten when one is added), then what bench decides itself.
+    SessionOptions so = o.budget;
     so.n_ctx = o.depth + o.n_prompt + o.n_gen;
     so.n_batch = o.n_prompt;
     so.n_threads = o.threads;
     so.mla_legacy = o.mla_legacy;
-    so.ram_budget = o.budget.ram_budget;
-    so.cache_policy = o.budget.cache_policy;
-    so.hot_profile = o.budget.hot_profile;
-    so.trace_path = o.budget.trace_path;
-    so.reader = o.budget.reader;
-    so.prefetch_reads = o.budget.prefetch_reads;
-    so.gpu = o.budget.gpu;
-    so.repack = o.budget.repack;
     Session session(model, so);
     const offload::ExpertCache* cache = session.expert_cache();
     const int threads = session.n_threads();

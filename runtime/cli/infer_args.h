@@ -27,10 +27,8 @@ Model load_model(const std::string& path);
 // --ctx, --batch, --threads, --mla-legacy and the budget options.
 void add_session_options(CLI::App* cmd, SessionOptions& options);
 // --no-repack, --ram-budget SIZE|PCT, --cache-policy lru|lfu|pinned, --hot-profile FILE,
-// --io-queue-depth N,
-// --prefetch N, --force-pread, --trace-out FILE, and the GPU tier's --gpu-budget SIZE, --gpu-device
-// cuda|host,
-// --usage PROFILE.
+// --io-queue-depth N, --prefetch N, --force-pread, --trace-out FILE, and the GPU tier's
+// --gpu-budget SIZE, --gpu-device cuda|host, --usage PROFILE.
 void add_budget_options(CLI::App* cmd, SessionOptions& options);
 // The GPU tier's summary and the expert cache's statistics on stderr (nothing without
 // budgets): totals, and with `per_layer` one line per layer.
