@@ -300,9 +300,11 @@ TEST(FloatOrder, KvViewGrowsInStepsOf256) {
     EXPECT_EQ(arch::kv_view_length(4000), 4096);
 }
 
-// Attention's batched weighted sums: sixteen products in one pass give each product's own bits,
-// with probabilities that end in zeros (masked positions) as attention passes them.
+// Attention's batched weighted sums: sixteen products in one pass give each product's own bits
+// (the scalar twin, and the AVX-512 kernel where the CPU has it), with probabilities that end in
+// zeros (masked positions) as attention passes them.
 TEST(FloatOrder, Gemm4x4EqualsSixteenProducts) {
+    const bool avx512 = cpu_has_avx512();
     std::mt19937 rng(31);
     std::normal_distribution<float> normal(0.0f, 1.0f);
     for (int64_t n : {1, 5, 15, 16, 17, 31, 64, 100, 257, 600}) {
@@ -320,16 +322,23 @@ TEST(FloatOrder, Gemm4x4EqualsSixteenProducts) {
             x[r] = xs.data() + r * n;
             y[r] = ys.data() + r * n;
         }
-        float out[16];
+        float out[16], fast[16];
         simd::dot_f32_gemm_4x4(x, y, n, out);
+        if (avx512) quant::avx512::dot_f32_gemm_4x4(x, y, n, fast);
         for (int r = 0; r < 4; ++r) {
             for (int c = 0; c < 4; ++c) {
                 const int64_t valid = std::max<int64_t>(0, n - c);
-                EXPECT_EQ(out[r * 4 + c], simd::dot_f32_gemm(x[r], y[c], valid))
-                    << "row " << r << ", query " << c;
+                const float want = simd::dot_f32_gemm(x[r], y[c], valid);
+                EXPECT_EQ(out[r * 4 + c], want) << "row " << r << ", query " << c;
+                if (avx512) {
+                    EXPECT_EQ(fast[r * 4 + c], want) << "AVX-512, row " << r << ", query " << c;
+                }
             }
         }
     }
+    if (!avx512)
+        GTEST_SKIP()
+            << "the scalar twin was checked; this CPU lacks AVX-512, so its kernel was not";
 }
 
 // The vector exp builds 2^n from bits (so that it vectorises); it must give what scaling by

@@ -47,9 +47,13 @@ void scalar_rows(const float* x, const float* const* y, int n_y, int64_t n, int6
 using BlockFn = void (*)(const float* const* x, const float* const* y, int64_t n, int64_t n_total,
                          float* out);
 
+// out[r · 4 + c] = simd::dot_f32_gemm(x[r], y[c], n) for r, c < 4.
+using GemmFn = void (*)(const float* const* x, const float* const* y, int64_t n, float* out);
+
 struct ProductFns {
     RowsFn rows;
     BlockFn block;
+    GemmFn gemm;
 };
 
 // The AVX-512 kernels (each product the same bits, loads shared) where the float kernels run at
@@ -58,8 +62,8 @@ const ProductFns& product_fns() {
     static const ProductFns fns =
         dispatch::kernels()[quant::Type::F32].vec_dot_isa >= dispatch::Isa::avx512
             ? ProductFns{quant::avx512::vec_dot_f32_prefix_rows,
-                         quant::avx512::vec_dot_f32_prefix_4x4}
-            : ProductFns{scalar_rows, simd::dot_f32_vec_prefix_4x4};
+                         quant::avx512::vec_dot_f32_prefix_4x4, quant::avx512::dot_f32_gemm_4x4}
+            : ProductFns{scalar_rows, simd::dot_f32_vec_prefix_4x4, simd::dot_f32_gemm_4x4};
     return fns;
 }
 
@@ -73,7 +77,9 @@ void all_products(const std::vector<const float*>& x, const std::vector<const fl
                   int64_t n_total, Store&& store) {
     const auto n_x = static_cast<int64_t>(x.size()), n_y = static_cast<int64_t>(y.size());
     const int64_t x4 = n_x / 4 * 4, y4 = n_y / 4 * 4;
-    const auto [rows, block] = product_fns();
+    const ProductFns& fns = product_fns();
+    const RowsFn rows = fns.rows;
+    const BlockFn block = fns.block;
     float v[16];
     // The next block's rows are prefetched: key rows are short and strided (one head's slice of
     // a cache row), which the hardware prefetcher does not follow; a long row (values at depth)
@@ -248,12 +254,13 @@ void attend(const AttentionShape& s, const KvCache& cache, int64_t layer, int64_
     // where a group has not four), so that each key and value row read serves up to sixteen
     // queries. Scores go four keys by four queries at a time (simd::dot_f32_vec_prefix_4x4,
     // over the last query's positions: the extra scores of earlier queries are never used);
-    // weighted sums four value rows by four queries (simd::dot_f32_gemm_4x4): the same bits as
+    // weighted sums four value rows by four queries (ProductFns::gemm): the same bits as
     // one product each, the zeros past a query's positions leaving its lanes as they are.
     constexpr int64_t kQueries = 4;
     const int64_t heads = group % 4 == 0 ? 4 : 1;  // per task
     const int64_t head_blocks = s.n_head / heads;
     const int64_t n_groups = (n + kQueries - 1) / kQueries;
+    const GemmFn gemm = product_fns().gemm;
     simd::parallel_for(
         n_groups * head_blocks, jobs * n_used * (s.k_dim + s.v_dim), [&](int64_t job) {
             thread_local std::vector<float> scores;  // (heads · kQueries, n_used)
@@ -296,7 +303,7 @@ void attend(const AttentionShape& s, const KvCache& cache, int64_t layer, int64_
                 for (int64_t r = 0; r < kQueries; ++r)
                     v[r] = cache.v_col(layer, g * s.v_dim + i + r);
                 for (int64_t hb = 0; hb < heads; ++hb) {
-                    simd::dot_f32_gemm_4x4(v, probs.data() + hb * kQueries, width, sums);
+                    gemm(v, probs.data() + hb * kQueries, width, sums);
                     for (int64_t c = 0; c < m; ++c) {
                         float* oh = out + (t0 + c) * out_stride + (h0 + hb) * s.v_dim + i;
                         for (int64_t r = 0; r < kQueries; ++r) oh[r] = sums[r * kQueries + c];

@@ -32,6 +32,9 @@ void vec_dot_f32_prefix_rows(const float* x, const float* const* y, int n_y, int
 // simd::dot_f32_vec_prefix_4x4, in registers).
 void vec_dot_f32_prefix_4x4(const float* const* x, const float* const* y, int64_t n,
                             int64_t n_total, float* out);
+// out[r · 4 + c] = simd::dot_f32_gemm(x[r], y[c], n), bit for bit (simd::dot_f32_gemm_4x4 with
+// its sixteen accumulators in registers): attention's batched weighted sums.
+void dot_f32_gemm_4x4(const float* const* x, const float* const* y, int64_t n, float* out);
 
 // Tile kernels (kquants_tile.cpp: × Q8_K; legacy_tile.cpp: × Q8_0), signature of
 // dispatch::TileFn.
