@@ -384,7 +384,8 @@ TEST(FloatOrder, DecodingBlocksEqualOneProductEach) {
     std::normal_distribution<float> normal(0.0f, 1.0f);
     const bool avx512 = cpu_has_avx512();
     for (int64_t n_total : {40, 64, 256, 576, 600, 4352}) {
-        for (int64_t n : {1, 15, 16, 17, 40, 63, 64, 65, 100, 255, 256, 300, 576, 600, 4097}) {
+        for (int64_t n :
+             {1, 15, 16, 17, 40, 63, 64, 65, 100, 255, 256, 300, 576, 600, 2500, 4097}) {
             if (n > n_total) continue;
             SCOPED_TRACE("n = " + std::to_string(n) + " of " + std::to_string(n_total));
             std::vector<float> xs(static_cast<size_t>(4 * n_total)), ys(xs.size() + 2 * n_total);
