@@ -77,9 +77,9 @@ struct Signed32 {
 // half) against NA activation rows, each broadcast to both halves: one vpdpbusd serves both rows,
 // where Signed32 takes one 256-bit vpdpbusd per row. Each half is its row's eight lanes with
 // Signed32's operations in its order (d_w·d_a as one float product, one FMA per block, the
-// lanes summed as hsum256), so the floats are the same bits. Batches only (NA ≥ 2): for one
-// activation row the single-row kernel streams the weights better (stop 27: four rows side by
-// side took matrix-vector products from 26 to 10 GB/s).
+// lanes summed as hsum256), so the floats are the same bits. Batches only (NA ≥ 2): with one
+// activation row it measured slower than the row kernel, and not only where the weights stream
+// from memory (TileMatvec, Zen 5: Q8_0 25.6 -> 8.2 GB/s, Q4_0 11.3 -> 5.2; cause not found).
 template <typename Block>
 struct Signed32Pair {
     template <int NA>
