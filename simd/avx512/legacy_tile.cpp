@@ -78,8 +78,10 @@ struct Signed32 {
 // where Signed32 takes one 256-bit vpdpbusd per row. Each half is its row's eight lanes with
 // Signed32's operations in its order (d_w·d_a as one float product, one FMA per block, the
 // lanes summed as hsum256), so the floats are the same bits. Batches only (NA ≥ 2): with one
-// activation row it measured slower than the row kernel, and not only where the weights stream
-// from memory (TileMatvec, Zen 5: Q8_0 25.6 -> 8.2 GB/s, Q4_0 11.3 -> 5.2; cause not found).
+// activation row it gains nothing on weights in cache, and on weights read from memory it ran at
+// a third of the row kernel's speed (TileMatvec, Zen 5: Q8_0 25.6 -> 8.2 GB/s, Q4_0 11.3 -> 5.2):
+// two rows side by side are two interleaved streams 2 KiB apart, which the hardware prefetcher
+// did not follow.
 template <typename Block>
 struct Signed32Pair {
     template <int NA>
