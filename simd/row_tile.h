@@ -17,15 +17,14 @@
 
 namespace strata::simd {
 
-// Kernel::row<na> for a run-time na in 1..NA.
-template <typename Kernel, int NA>
-inline void row_upto(int64_t na, int64_t n_blocks, const uint8_t* w, const uint8_t* a,
-                     size_t a_stride, float* y, int64_t y_stride) {
+// Kernel::row<na>(args...) for a run-time na in 1..NA.
+template <typename Kernel, int NA, typename... Args>
+inline void row_upto(int64_t na, Args... args) {
     if constexpr (NA >= 1) {
         if (na == NA) {
-            Kernel::template row<NA>(n_blocks, w, a, a_stride, y, y_stride);
+            Kernel::template row<NA>(args...);
         } else {
-            row_upto<Kernel, NA - 1>(na, n_blocks, w, a, a_stride, y, y_stride);
+            row_upto<Kernel, NA - 1>(na, args...);
         }
     }
 }

@@ -3,7 +3,7 @@
 // four rows by four vectors in four passes (simd::dot_f32_vec_prefix_4x4's plan, with its
 // sixteen accumulators in registers). Each product equals simd::dot_f32_vec_prefix bit for bit.
 // And the batched weighted sums in tinyBLAS's order (simd::dot_f32_gemm_4x4, whose compiled
-// clone keeps its sixteen accumulators on the stack), equal to it bit for bit.
+// clone keeps its sixteen accumulators in memory), equal to it bit for bit.
 #include "simd/avx512/util.h"  // first: see its note on GCC warnings
 
 #include <immintrin.h>
@@ -131,9 +131,9 @@ void vec_dot_f32_prefix_4x4(const float* const* x, const float* const* y, int64_
 
 void dot_f32_gemm_4x4(const float* const* x, const float* const* y, int64_t n, float* out) {
     // Lane l of product p = 4r + c takes elements l, l + 16, ... of x[r] · y[c]; a last partial
-    // step updates only its first lanes (merge masking), as the scalar loop does. No helper
-    // lambda for the step: with one, GCC 12 kept the accumulators in memory (30 GFMA/s on a Zen
-    // 5 core, as the compiled scalar twin; 62-90 so).
+    // step updates only its first lanes (merge masking), as the scalar loop does. The step is
+    // written out: through a step lambda or fma_4x4 GCC 12 kept these accumulators in memory
+    // (30-35 GFMA/s on a Zen 5 core, as the compiled scalar twin, against 52-90 so).
     __m512 acc[16];
     for (__m512& v : acc) v = _mm512_setzero_ps();
     int64_t i = 0;

@@ -85,8 +85,8 @@ struct Signed32 {
 template <typename Block>
 struct Signed32Pair {
     template <int NA>
-    static void rows2(int64_t nb, const uint8_t* w, size_t w_stride, const uint8_t* a,
-                      size_t a_stride, float* y, int64_t y_stride) {
+    static void row(int64_t nb, const uint8_t* w, size_t w_stride, const uint8_t* a,
+                    size_t a_stride, float* y, int64_t y_stride) {
         const auto* x0 = reinterpret_cast<const Block*>(w);
         const auto* x1 = reinterpret_cast<const Block*>(w + w_stride);
         const __m512i zero = _mm512_setzero_si512();
@@ -116,19 +116,6 @@ struct Signed32Pair {
     }
 };
 
-// Signed32Pair::rows2<na> for a run-time na in 1..NA.
-template <typename Pair, int NA>
-void rows2_upto(int64_t na, int64_t nb, const uint8_t* w, size_t w_stride, const uint8_t* a,
-                size_t a_stride, float* y, int64_t y_stride) {
-    if constexpr (NA >= 1) {
-        if (na == NA) {
-            Pair::template rows2<NA>(nb, w, w_stride, a, a_stride, y, y_stride);
-        } else {
-            rows2_upto<Pair, NA - 1>(na, nb, w, w_stride, a, a_stride, y, y_stride);
-        }
-    }
-}
-
 // Batches by pairs of weight rows (a last odd row, and single activation rows, by Signed32).
 template <typename Block>
 void run_signed(int64_t nb, const uint8_t* w, size_t w_stride, int64_t n_w, const uint8_t* a,
@@ -139,12 +126,12 @@ void run_signed(int64_t nb, const uint8_t* w, size_t w_stride, int64_t n_w, cons
         const uint8_t* wr = w + static_cast<size_t>(r) * w_stride;
         int64_t t = 0;
         for (; t + kMaxRows <= n_a; t += kMaxRows)
-            Pair::template rows2<kMaxRows>(nb, wr, w_stride, a + static_cast<size_t>(t) * a_stride,
-                                           a_stride, y + t * y_stride + r, y_stride);
+            Pair::template row<kMaxRows>(nb, wr, w_stride, a + static_cast<size_t>(t) * a_stride,
+                                         a_stride, y + t * y_stride + r, y_stride);
         if (t < n_a)
-            rows2_upto<Pair, kMaxRows - 1>(n_a - t, nb, wr, w_stride,
-                                           a + static_cast<size_t>(t) * a_stride, a_stride,
-                                           y + t * y_stride + r, y_stride);
+            simd::row_upto<Pair, kMaxRows - 1>(n_a - t, nb, wr, w_stride,
+                                               a + static_cast<size_t>(t) * a_stride, a_stride,
+                                               y + t * y_stride + r, y_stride);
     }
     if (r < n_w)
         run_tile<Signed32<Block>>(nb, w + static_cast<size_t>(r) * w_stride, w_stride, n_w - r, a,
