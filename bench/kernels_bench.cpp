@@ -7,6 +7,9 @@
 //    GOP/s (a multiply and an add per weight element and activation row), to compare with
 //    Int8Probe.
 //  - QuantizeActivation: float rows to Q8_K / Q8_0, GB/s of floats read.
+//  - AttentionScores / AttentionSums: attention's AVX-512 float products on one core, four rows
+//    by four vectors of n elements (scores: ggml_vec_dot_f32's order; sums: prefill's weighted
+//    sums in tinyBLAS's order), in GFMA/s; the rows stay in cache, as in a decoding step.
 // Threads: the second argument, OpenMP over chunks of 16 weight rows as matmul() splits them.
 // Machine load matters (other builds share the cores): repeat and take medians, e.g.
 //   build/bench/strata_bench --benchmark_filter='Tile|Probe' --benchmark_repetitions=3
@@ -20,6 +23,7 @@
 #include <random>
 #include <vector>
 
+#include "simd/avx512/kernels.h"
 #include "simd/dispatch.h"
 #include "simd/probe.h"
 #include "simd/quant.h"
@@ -298,6 +302,46 @@ void Int8Probe(benchmark::State& state) {
     state.SetLabel(p.kernel);
 }
 
+// Four rows and four vectors of n normal floats; `product` computes the sixteen products.
+template <class Product>
+void attention_products(benchmark::State& state, Product&& product) {
+    if (dispatch::kernels()[Type::F32].vec_dot_isa < dispatch::Isa::avx512) {
+        state.SkipWithError("attention's AVX-512 products need AVX-512 (F/BW/VL/DQ/VNNI)");
+        return;
+    }
+    const int64_t n = state.range(0);
+    std::mt19937 rng(6);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> xs(static_cast<size_t>(4 * n)), ys(xs.size());
+    for (float& v : xs) v = normal(rng);
+    for (float& v : ys) v = normal(rng);
+    const float* x[4];
+    const float* y[4];
+    for (int r = 0; r < 4; ++r) {
+        x[r] = xs.data() + r * n;
+        y[r] = ys.data() + r * n;
+    }
+    float out[16];
+    for (auto _ : state) {
+        product(x, y, n, out);
+        benchmark::DoNotOptimize(out);
+    }
+    state.counters["GFMA/s"] = benchmark::Counter(16.0 * static_cast<double>(n) / 1e9,
+                                                  benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void AttentionScores(benchmark::State& state) {
+    attention_products(state,
+                       [](const float* const* x, const float* const* y, int64_t n, float* out) {
+                           quant::avx512::vec_dot_f32_prefix_4x4(x, y, n, n, out);
+                       });
+}
+
+void AttentionSums(benchmark::State& state) {
+    attention_products(state, [](const float* const* x, const float* const* y, int64_t n,
+                                 float* out) { quant::avx512::dot_f32_gemm_4x4(x, y, n, out); });
+}
+
 void thread_args(benchmark::internal::Benchmark* b) {
     b->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 }
@@ -328,6 +372,8 @@ BENCHMARK(TileBatchInterleaved<Type::Q6_K>)->Apply(batch_args);
 BENCHMARK(TileBatch<Type::Q6_K>)->Apply(batch_args);
 BENCHMARK(TileBatch<Type::Q8_0>)->Apply(batch_args);
 BENCHMARK(QuantizeActivation<Type::Q8_K>)->Arg(0)->Arg(1);
+BENCHMARK(AttentionScores)->Arg(80)->Arg(192)->Arg(576)->Arg(1024)->Arg(4096);
+BENCHMARK(AttentionSums)->Arg(64)->Arg(256)->Arg(1024)->Arg(4096);
 BENCHMARK(QuantizeActivation<Type::Q8_0>)->Arg(0)->Arg(1);
 
 }  // namespace
