@@ -372,8 +372,8 @@ BENCHMARK(TileBatchInterleaved<Type::Q6_K>)->Apply(batch_args);
 BENCHMARK(TileBatch<Type::Q6_K>)->Apply(batch_args);
 BENCHMARK(TileBatch<Type::Q8_0>)->Apply(batch_args);
 BENCHMARK(QuantizeActivation<Type::Q8_K>)->Arg(0)->Arg(1);
+BENCHMARK(QuantizeActivation<Type::Q8_0>)->Arg(0)->Arg(1);
 BENCHMARK(AttentionScores)->Arg(80)->Arg(192)->Arg(576)->Arg(1024)->Arg(4096);
 BENCHMARK(AttentionSums)->Arg(64)->Arg(256)->Arg(1024)->Arg(4096);
-BENCHMARK(QuantizeActivation<Type::Q8_0>)->Arg(0)->Arg(1);
 
 }  // namespace
