@@ -22,14 +22,14 @@ void release_mapped(const uint8_t* data, size_t bytes) {
     if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
-// Uploads `bytes` mapped bytes of tensor t: as they are, or put back in rows when t was
-// interleaved for the CPU and the device does not take that layout. Interleaved pages are the
+// Uploads `bytes` mapped bytes of tensor t (`interleaved`: regrouped for the CPU): as they are,
+// or put back in rows when the device does not take that layout. Interleaved pages are the
 // process's own (rewritten), not the file's: they stay, as a read of a released page would
 // bring back the file's rows under a view that expects groups.
-int64_t upload_bytes(scheduler::Device& device, const gguf::Tensor& t, const std::string& what,
-                     const uint8_t* data, size_t bytes) {
+int64_t upload_bytes(scheduler::Device& device, const gguf::Tensor& t, bool interleaved,
+                     const std::string& what, const uint8_t* data, size_t bytes) {
     int64_t id;
-    if (t.interleaved && !device.takes_interleaved()) {
+    if (interleaved && !device.takes_interleaved()) {
         std::vector<uint8_t> rows(bytes);
         simd::deinterleave_rows(t.type, data, rows.data(), t.ne[0],
                                 static_cast<int64_t>(bytes / t.row_bytes()));
@@ -37,13 +37,13 @@ int64_t upload_bytes(scheduler::Device& device, const gguf::Tensor& t, const std
     } else {
         id = device.upload(what, data, bytes);
     }
-    if (!t.interleaved) release_mapped(data, bytes);
+    if (!interleaved) release_mapped(data, bytes);
     return id;
 }
 
-simd::Layout device_layout(const scheduler::Device& device, const gguf::Tensor& t) {
-    return t.interleaved && device.takes_interleaved() ? simd::Layout::Interleaved16
-                                                       : simd::Layout::Rows;
+simd::Layout device_layout(const scheduler::Device& device, bool interleaved) {
+    return interleaved && device.takes_interleaved() ? simd::Layout::Interleaved16
+                                                     : simd::Layout::Rows;
 }
 
 }  // namespace
@@ -62,7 +62,8 @@ DeviceWeights upload_placement(scheduler::Device& device, const Model& model,
         if (!g) fail("upload_placement: tensor '{}' is not in {}", t.name, model.file().path());
         if (tp.slabs.empty()) {
             if (tp.tier != scheduler::Tier::Gpu) continue;
-            w.tensors[t.name] = upload_bytes(device, *g, t.name, g->data, g->nbytes);
+            w.tensors[t.name] =
+                upload_bytes(device, *g, g->interleaved, t.name, g->data, g->nbytes);
             w.bytes += g->nbytes;
             continue;
         }
@@ -70,8 +71,10 @@ DeviceWeights upload_placement(scheduler::Device& device, const Model& model,
         const size_t slab = g->row_bytes() * static_cast<size_t>(g->ne[1]);
         for (size_t e = 0; e < tp.slabs.size(); ++e) {
             if (tp.slabs[e] != scheduler::Tier::Gpu) continue;
-            w.slabs[{t.name, static_cast<int64_t>(e)}] = upload_bytes(
-                device, *g, fmt::format("{} expert {}", t.name, e), g->data + e * slab, slab);
+            const auto i2 = static_cast<int64_t>(e);
+            w.slabs[{t.name, i2}] =
+                upload_bytes(device, *g, g->slab_interleaved(i2),
+                             fmt::format("{} expert {}", t.name, e), g->data + e * slab, slab);
             w.bytes += slab;
         }
     }
@@ -82,13 +85,13 @@ DeviceTier::DeviceTier(scheduler::Device& device, const Model& model, const Devi
     : device_(&device) {
     for (const auto& [name, buffer] : weights.tensors) {
         const gguf::Tensor& t = model.file().tensor(name);
-        ranges_[t.data] = {t.nbytes, buffer, device_layout(device, t)};
+        ranges_[t.data] = {t.nbytes, buffer, device_layout(device, t.interleaved)};
     }
     for (const auto& [key, buffer] : weights.slabs) {
         const gguf::Tensor& t = model.file().tensor(key.first);
         const size_t slab = t.row_bytes() * static_cast<size_t>(t.ne[1]);
-        ranges_[t.data + static_cast<size_t>(key.second) * slab] = {slab, buffer,
-                                                                    device_layout(device, t)};
+        ranges_[t.data + static_cast<size_t>(key.second) * slab] = {
+            slab, buffer, device_layout(device, t.slab_interleaved(key.second))};
     }
 }
 

@@ -92,16 +92,15 @@ Engine::Engine(const Model& model, const SessionOptions& options, int64_t n_seqs
         fail("--threads is {}, expected a positive number", options.n_threads);
     if (n_seqs <= 0) fail("{} sequences, expected at least one", n_seqs);
     n_ctx_ = options.n_ctx > 0 ? options.n_ctx : default_ctx(model.hparams());
-    // The GPU tier is planned first: the tensors it takes whole keep the file's pages.
+    // The GPU tier is planned first: the tensors and slabs it takes keep the file's pages.
     GpuOptions gpu = options.gpu;
     gpu.ram_budget = options.ram_budget;
     std::optional<scheduler::Placement> placement;
     if (gpu.budget > 0) placement = GpuTier::plan(model, gpu, n_ctx_ * n_seqs);
     // Before the forward pass takes its views of the matrices: they carry the layout.
     if (options.repack)
-        interleave_weights(
-            model, options.ram_budget > 0 && expert_table(model).n_layer > 0,
-            placement ? GpuTier::whole_tensors(model, *placement) : std::vector<std::string>{});
+        interleave_weights(model, options.ram_budget > 0 && expert_table(model).n_layer > 0,
+                           placement ? GpuTier::kept_rows(model, *placement) : KeepRows{});
     forward_ = make_forward(model, options.mla_legacy);
     layout_ = forward_->kv_layout();
     workspace_ = forward_->workspace_bytes(std::max(n_batch_, n_seqs_), n_ctx_);

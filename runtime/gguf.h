@@ -86,6 +86,15 @@ struct Tensor {
     // (simd/repack.h). Set by runtime/interleave.h when it rewrites the bytes, once per model,
     // before a forward pass reads them.
     mutable bool interleaved = false;
+    // Of a stack regrouped slab by slab (a GPU tier's expert slabs keep the file's rows, so that
+    // their pages can be handed back): slab i2 of ne[2] is regrouped. Empty: `interleaved` holds
+    // for every slab.
+    mutable std::vector<bool> interleaved_slabs;
+
+    // Whether slab i2 (of ne[2]) is regrouped.
+    bool slab_interleaved(int64_t i2) const {
+        return interleaved_slabs.empty() ? interleaved : interleaved_slabs[static_cast<size_t>(i2)];
+    }
 
     int64_t n_elements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
     int64_t n_rows() const { return ne[1] * ne[2] * ne[3]; }

@@ -46,16 +46,22 @@ scheduler::Placement GpuTier::plan(const Model& model, const GpuOptions& options
     return scheduler::plan(info, figures, b, usage);
 }
 
-std::vector<std::string> GpuTier::whole_tensors(const Model& model,
-                                                const scheduler::Placement& placement) {
+KeepRows GpuTier::kept_rows(const Model& model, const scheduler::Placement& placement) {
     const scheduler::ModelInfo info = model_info(model);
-    std::vector<std::string> names;
+    KeepRows keep;
     for (size_t i = 0; i < info.tensors.size() && i < placement.tensors.size(); ++i) {
         const scheduler::TensorPlacement& tp = placement.tensors[i];
-        if (tp.slabs.empty() && tp.tier == scheduler::Tier::Gpu)
-            names.push_back(info.tensors[i].name);
+        if (tp.slabs.empty()) {
+            if (tp.tier == scheduler::Tier::Gpu) keep.tensors.push_back(info.tensors[i].name);
+            continue;
+        }
+        std::vector<bool> on_gpu(tp.slabs.size());
+        for (size_t e = 0; e < tp.slabs.size(); ++e)
+            on_gpu[e] = tp.slabs[e] == scheduler::Tier::Gpu;
+        if (std::find(on_gpu.begin(), on_gpu.end(), true) != on_gpu.end())
+            keep.slabs.emplace(info.tensors[i].name, std::move(on_gpu));
     }
-    return names;
+    return keep;
 }
 
 GpuTier::GpuTier(const Model& model, Forward& forward, const GpuOptions& options,

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "runtime/device_weights.h"
+#include "runtime/interleave.h"
 #include "runtime/model.h"
 #include "scheduler/device.h"
 #include "scheduler/plan.h"
@@ -38,10 +39,10 @@ class GpuTier {
     // The planner's placement for the budget (the cached hardware figures, or the published
     // ones) and a KV cache of n_ctx positions. Throws strata::Error on a bad budget or profile.
     static scheduler::Placement plan(const Model& model, const GpuOptions& options, int64_t n_ctx);
-    // Tensors `placement` puts wholly on the GPU: the weights regrouping leaves as they are, so
-    // that their pages of the file mapping can be handed back once uploaded (runtime/interleave.h).
-    static std::vector<std::string> whole_tensors(const Model& model,
-                                                  const scheduler::Placement& placement);
+    // The tensors and expert slabs `placement` puts on the GPU: the weights regrouping leaves as
+    // they are, so that their pages of the file mapping can be handed back once uploaded
+    // (runtime/interleave.h).
+    static KeepRows kept_rows(const Model& model, const scheduler::Placement& placement);
 
     // Uploads the GPU part of `placement` (from plan()) and hands it to `forward`, which must
     // not outlive this tier. Throws strata::Error when the device is unknown or missing, or the

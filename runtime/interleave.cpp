@@ -65,22 +65,22 @@ uint8_t* map_congruent(uintptr_t like, size_t bytes) {
     return reinterpret_cast<uint8_t*>(base);
 }
 
-// Regroups one tensor. Its new bytes are built in fresh anonymous memory at the same offset
-// within a page (and a huge page); that memory's whole pages then replace the tensor's whole
-// pages of the mapping (mremap), and only the partial pages at its ends, shared with the
-// neighbouring tensors, are written in place. Writing the mapping page by page instead costs a
-// copy-on-write fault and a TLB shootdown per 4 KiB (about 0.1 GB/s on a VM). False, with
-// nothing changed, when the memory cannot be had.
-bool regroup(const gguf::Tensor& t) {
+// Regroups n_rows rows of tensor t from `data` (the whole tensor, or a run of its slabs). Their new
+// bytes are built in fresh anonymous memory at the same offset within a page (and a huge page);
+// that memory's whole pages then replace the tensor's whole pages of the mapping (mremap), and only
+// the partial pages at its ends, shared with the neighbouring tensors, are written in place.
+// Writing the mapping page by page instead costs a copy-on-write fault and a TLB shootdown per 4
+// KiB (about 0.1 GB/s on a VM). False, with nothing changed, when the memory cannot be had.
+bool regroup(const gguf::Tensor& t, const uint8_t* data, int64_t n_rows) {
     const uintptr_t page = page_size();
-    const auto start = reinterpret_cast<uintptr_t>(t.data);
-    const uintptr_t end = start + t.nbytes;
+    const auto start = reinterpret_cast<uintptr_t>(data);
+    const uintptr_t end = start + static_cast<size_t>(n_rows) * t.row_bytes();
     const uintptr_t lo = start & ~(page - 1), hi = (end + page - 1) & ~(page - 1);
     uint8_t* const m = map_congruent(lo, hi - lo);
     if (m == nullptr) return false;
     // The new byte of address a of the mapping.
     const auto at = [base = m, lo](uintptr_t a) { return base + (a - lo); };
-    simd::interleave_rows(t.type, t.data, at(start), t.ne[0], t.n_rows());
+    simd::interleave_rows(t.type, data, at(start), t.ne[0], n_rows);
     // The whole pages inside [start, end), then the rest written in place.
     const uintptr_t in_lo = (start + page - 1) & ~(page - 1), in_hi = end & ~(page - 1);
     struct Span {
@@ -119,17 +119,31 @@ bool interleavable(const gguf::Tensor& t, bool routed_from_cache) {
     return simd::can_interleave(t.type, t.ne[0], t.ne[1]) && t.ne[3] == 1;
 }
 
-uint64_t interleave_weights(const Model& model, bool routed_from_cache,
-                            std::span<const std::string> keep) {
+uint64_t interleave_weights(const Model& model, bool routed_from_cache, const KeepRows& keep) {
     // An image the caller owns is not ours to rewrite.
     if (!model.file().mapped()) return 0;
+    // The slabs of t to regroup (ne[2] of them; all for a tensor that is not a stack), or none
+    // when t is not to be regrouped.
     const auto wanted = [&](const gguf::Tensor& t) {
-        return interleavable(t, routed_from_cache) &&
-               std::find(keep.begin(), keep.end(), t.name) == keep.end();
+        std::vector<bool> slabs;
+        if (!interleavable(t, routed_from_cache) ||
+            std::find(keep.tensors.begin(), keep.tensors.end(), t.name) != keep.tensors.end())
+            return slabs;
+        slabs.assign(static_cast<size_t>(t.ne[2]), true);
+        if (const auto it = keep.slabs.find(t.name); it != keep.slabs.end())
+            for (size_t e = 0; e < slabs.size() && e < it->second.size(); ++e)
+                slabs[e] = !it->second[e];
+        if (std::find(slabs.begin(), slabs.end(), true) == slabs.end()) slabs.clear();
+        return slabs;
+    };
+    const auto slab_bytes = [](const gguf::Tensor& t) {
+        return t.nbytes / static_cast<uint64_t>(t.ne[2]);
     };
     uint64_t total = 0, resident = 0;
     for (const gguf::Tensor& t : model.file().tensors()) {
-        if (wanted(t)) total += t.nbytes;
+        const std::vector<bool> slabs = wanted(t);
+        total +=
+            static_cast<uint64_t>(std::count(slabs.begin(), slabs.end(), true)) * slab_bytes(t);
         if (!routed_from_cache || role_of(t.name) != Role::RoutedExperts) resident += t.nbytes;
     }
     if (total == 0) return 0;
@@ -141,11 +155,35 @@ uint64_t interleave_weights(const Model& model, bool routed_from_cache,
     Progress progress("regrouping", total, /*bytes=*/true);
     uint64_t done = 0;
     for (const gguf::Tensor& t : model.file().tensors()) {
-        if (!wanted(t)) continue;
-        if (!regroup(t)) break;  // out of memory: the rest stay as they are
-        t.interleaved = true;
-        done += t.nbytes;
-        progress.update(done);
+        const std::vector<bool> slabs = wanted(t);
+        if (slabs.empty()) continue;
+        // Each run of consecutive slabs to regroup in one piece.
+        std::vector<bool> regrouped(slabs.size(), false);
+        bool out_of_memory = false;
+        for (size_t e = 0; e < slabs.size();) {
+            if (!slabs[e]) {
+                ++e;
+                continue;
+            }
+            size_t end = e;
+            while (end < slabs.size() && slabs[end]) ++end;
+            const uint8_t* data = t.data + e * slab_bytes(t);
+            if (!regroup(t, data, static_cast<int64_t>(end - e) * t.ne[1])) {
+                out_of_memory = true;  // the rest stay as they are
+                break;
+            }
+            std::fill(regrouped.begin() + static_cast<std::ptrdiff_t>(e),
+                      regrouped.begin() + static_cast<std::ptrdiff_t>(end), true);
+            done += (end - e) * slab_bytes(t);
+            progress.update(done);
+            e = end;
+        }
+        if (std::find(regrouped.begin(), regrouped.end(), true) != regrouped.end()) {
+            t.interleaved = true;
+            if (std::find(regrouped.begin(), regrouped.end(), false) != regrouped.end())
+                t.interleaved_slabs = std::move(regrouped);
+        }
+        if (out_of_memory) break;
     }
     progress.finish();
     return done;

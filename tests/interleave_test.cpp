@@ -159,10 +159,101 @@ TEST(InterleaveGpuTier, TensorsTheTierTakesWholeAreNotRegrouped) {
     EXPECT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float)));
 }
 
-// A deepseek2 model whose experts regroup (rows of 256, 256 of them) under an expert cache that
-// holds half of them: experts a prompt multiplies for several tokens are regrouped in their slots
-// and decoding then reads them so, or in rows when they were evicted and read again. Prompt and
-// decodes give the bits of the mapping in the file's layout; with --no-repack nothing is rewritten.
+// A deepseek2 model whose experts regroup (rows of 256, 256 of them).
+test::TinySpec moe_spec(quant::Type type) {
+    test::TinySpec spec;
+    spec.arch = Arch::DeepSeek2;
+    spec.seed = 91;
+    spec.n_vocab = 130;
+    spec.n_layer = 3;
+    spec.n_embd = 256;
+    spec.n_head = 4;
+    spec.n_ff = 512;
+    spec.n_ff_exp = 256;
+    spec.n_expert = 8;
+    spec.n_expert_used = 3;
+    spec.gating = Gating::Sigmoid;
+    spec.probs_bias = true;
+    spec.weights_norm = true;
+    spec.type = type;
+    return spec;
+}
+
+// A GPU tier that takes some of a stack's expert slabs: those keep the file's rows (their pages
+// of the mapping are handed back once uploaded), the stack's other slabs are regrouped, and the
+// split gives the CPU's logits in the file's layout bit for bit; so does a second session on the
+// same model without a tier, which reads the handed-back slabs from the file again.
+TEST(InterleaveGpuTier, ExpertSlabsTheTierTakesKeepTheFileRows) {
+    if (!simd::can_interleave(quant::Type::Q4_K, quant::QK_K, 16))
+        GTEST_SKIP() << "no interleaved tile for Q4_K on this CPU (AVX-512 VNNI): nothing "
+                        "regroups";
+    const test::TinySpec spec = moe_spec(quant::Type::Q4_K);
+    test::TempDir dir;
+    const auto path = dir / "moe.gguf";
+    test::write_tiny_model(spec, path);
+    const std::vector<int32_t> ids = test::random_tokens(29, spec.n_vocab, 11);
+    const Model plain = Model::load(gguf::File::open(path.string()));
+    const std::vector<float> want = logits_of(plain, /*repack=*/false, ids);
+
+    const Model model = Model::load(gguf::File::open(path.string()));
+    uint64_t weights = 0, routed = 0;
+    for (const gguf::Tensor& t : model.file().tensors()) {
+        weights += t.nbytes;
+        if (role_of(t.name) == Role::RoutedExperts) routed += t.nbytes;
+    }
+    SessionOptions o;
+    o.n_ctx = 64;
+    // Everything but the routed experts, and about half of those.
+    o.gpu.budget = weights - routed / 2;
+    o.gpu.device = "host";
+    o.gpu.reserve = 0;
+    o.gpu.figures = scheduler::published_figures();
+    o.gpu.figures->pcie_latency_us = 0;
+    std::vector<float> got;
+    {
+        Session session(model, o);
+        ASSERT_NE(session.gpu_tier(), nullptr);
+        const auto& slabs = session.gpu_tier()->weights().slabs;
+        std::ifstream file(path, std::ios::binary);
+        int64_t kept = 0, regrouped = 0, mixed = 0;
+        for (const gguf::Tensor& t : model.file().tensors()) {
+            if (role_of(t.name) != Role::RoutedExperts) continue;
+            const size_t slab = t.nbytes / static_cast<size_t>(t.ne[2]);
+            int64_t here = 0;
+            for (int64_t e = 0; e < t.ne[2]; ++e) {
+                std::vector<uint8_t> disk(slab);
+                file.seekg(static_cast<std::streamoff>(t.file_offset + e * slab));
+                file.read(reinterpret_cast<char*>(disk.data()), static_cast<std::streamsize>(slab));
+                ASSERT_TRUE(file.good()) << t.name;
+                std::vector<uint8_t> mem(t.data + e * slab, t.data + (e + 1) * slab);
+                if (slabs.count({std::string(t.name), e}) > 0) {
+                    EXPECT_FALSE(t.slab_interleaved(e))
+                        << t.name << " expert " << e << " is on the GPU tier but was regrouped";
+                    ++kept;
+                    ++here;
+                } else {
+                    EXPECT_TRUE(t.slab_interleaved(e)) << t.name << " expert " << e;
+                    ++regrouped;
+                    simd::deinterleave_rows(t.type, mem.data(), t.ne[0], t.ne[1]);
+                }
+                EXPECT_EQ(mem, disk) << t.name << " expert " << e;
+            }
+            mixed += here > 0 && here < t.ne[2];
+        }
+        EXPECT_GT(mixed, 0) << "no stack was split between the tier and the CPU (" << kept
+                            << " slabs on the tier, " << regrouped
+                            << " regrouped): the test tests nothing";
+        got = session_logits(session, ids, 2);
+    }
+    ASSERT_EQ(got.size(), want.size());
+    EXPECT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float)));
+    EXPECT_EQ(logits_of(model, /*repack=*/true, ids), want);
+}
+
+// moe_spec under an expert cache that holds half of its experts: experts a prompt multiplies for
+// several tokens are regrouped in their slots and decoding then reads them so, or in rows when they
+// were evicted and read again. Prompt and decodes give the bits of the mapping in the file's
+// layout; with --no-repack nothing is rewritten.
 class InterleaveSlots : public ::testing::TestWithParam<quant::Type> {};
 
 std::vector<float> budget_logits(const Model& model, uint64_t budget, bool repack,
@@ -182,21 +273,7 @@ TEST_P(InterleaveSlots, RegroupedCacheSlotsGiveTheSameLogits) {
     if (!simd::can_interleave(GetParam(), quant::QK_K, 16))
         GTEST_SKIP() << "no interleaved tile for this type on this CPU (AVX-512 VNNI): nothing "
                         "regroups";
-    test::TinySpec spec;
-    spec.arch = Arch::DeepSeek2;
-    spec.seed = 91;
-    spec.n_vocab = 130;
-    spec.n_layer = 3;
-    spec.n_embd = 256;
-    spec.n_head = 4;
-    spec.n_ff = 512;
-    spec.n_ff_exp = 256;
-    spec.n_expert = 8;
-    spec.n_expert_used = 3;
-    spec.gating = Gating::Sigmoid;
-    spec.probs_bias = true;
-    spec.weights_norm = true;
-    spec.type = GetParam();
+    const test::TinySpec spec = moe_spec(GetParam());
     test::TempDir dir;
     const auto path = dir / "moe.gguf";
     test::write_tiny_model(spec, path);

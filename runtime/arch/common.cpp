@@ -21,6 +21,20 @@ void require_multipliable(const gguf::Tensor& t) {
     }
 }
 
+// n_out rows of t from `data`, in the regrouped layout or the file's.
+simd::Matrix rows_view(const gguf::Tensor& t, const uint8_t* data, int64_t n_out,
+                       bool interleaved) {
+    require_multipliable(t);
+    simd::Matrix m;
+    m.data = data;
+    m.type = t.type;
+    m.n_in = t.ne[0];
+    m.n_out = n_out;
+    m.row_stride = t.row_bytes();
+    m.layout = interleaved ? simd::Layout::Interleaved16 : simd::Layout::Rows;
+    return m;
+}
+
 // YaRN's magnitude for a context extended `scale` times (HF modeling_rope_utils get_mscale).
 float yarn_get_mscale(float scale, float mscale) {
     return scale <= 1.0f ? 1.0f : 0.1f * mscale * std::log(scale) + 1.0f;
@@ -29,22 +43,15 @@ float yarn_get_mscale(float scale, float mscale) {
 }  // namespace
 
 simd::Matrix matrix(const gguf::Tensor& t) {
-    require_multipliable(t);
-    simd::Matrix m;
-    m.data = t.data;
-    m.type = t.type;
-    m.n_in = t.ne[0];
-    m.n_out = t.ne[1] * t.ne[2] * t.ne[3];
-    m.row_stride = t.row_bytes();
-    m.layout = t.interleaved ? simd::Layout::Interleaved16 : simd::Layout::Rows;
-    return m;
+    // A stack regrouped slab by slab has no one layout: its views are its slabs.
+    if (!t.interleaved_slabs.empty())
+        fail("{} is regrouped slab by slab and cannot be multiplied whole", t.name);
+    return rows_view(t, t.data, t.n_rows(), t.interleaved);
 }
 
 simd::Matrix matrix_slice(const gguf::Tensor& t, int64_t i2) {
-    simd::Matrix m = matrix(t);
-    m.n_out = t.ne[1];
-    m.data = t.data + static_cast<size_t>(i2) * static_cast<size_t>(t.ne[1]) * m.row_stride;
-    return m;
+    const size_t offset = static_cast<size_t>(i2) * static_cast<size_t>(t.ne[1]) * t.row_bytes();
+    return rows_view(t, t.data + offset, t.ne[1], t.slab_interleaved(i2));
 }
 
 std::vector<float> f32_copy(const gguf::Tensor* t) {
