@@ -143,8 +143,8 @@ void TileMatvec(benchmark::State& state) {
     state.counters["MiB"] = bytes / (1 << 20);
 }
 
-// The same over the weights interleaved sixteen rows at a time (what a model's Q4_K and Q6_K
-// matrices become at load on CPUs with the interleaved tile).
+// The same over the weights interleaved sixteen rows at a time (what a model's Q4_K, Q6_K,
+// Q8_0, Q5_0 and Q4_0 matrices become at load on CPUs with the interleaved tile).
 template <Type kType>
 void TileMatvecInterleaved(benchmark::State& state) {
     const dispatch::TypeKernels& k = dispatch::kernels()[kType];
@@ -360,17 +360,24 @@ BENCHMARK(TileMatvecInterleaved<Type::Q6_K>)->Apply(thread_args);
 BENCHMARK(VecDotMatvec<Type::Q4_K>)->Apply(thread_args);
 BENCHMARK(Interleave<Type::Q4_K>)->Apply(thread_args);
 BENCHMARK(Interleave<Type::Q6_K>)->Apply(thread_args);
+BENCHMARK(Interleave<Type::Q8_0>)->Apply(thread_args);
+BENCHMARK(Interleave<Type::Q5_0>)->Apply(thread_args);
 BENCHMARK(TileMatvec<Type::Q6_K>)->Apply(thread_args);
 BENCHMARK(VecDotMatvec<Type::Q6_K>)->Apply(thread_args);
 BENCHMARK(TileMatvec<Type::Q8_0>)->Apply(thread_args);
+BENCHMARK(TileMatvecInterleaved<Type::Q8_0>)->Apply(thread_args);
 BENCHMARK(VecDotMatvec<Type::Q8_0>)->Apply(thread_args);
 BENCHMARK(TileMatvec<Type::Q5_K>)->Apply(thread_args);
 BENCHMARK(TileMatvec<Type::Q4_0>)->Apply(thread_args);
+BENCHMARK(TileMatvecInterleaved<Type::Q4_0>)->Apply(thread_args);
+BENCHMARK(TileMatvec<Type::Q5_0>)->Apply(thread_args);
+BENCHMARK(TileMatvecInterleaved<Type::Q5_0>)->Apply(thread_args);
 BENCHMARK(TileBatch<Type::Q4_K>)->Apply(batch_args);
 BENCHMARK(TileBatchInterleaved<Type::Q4_K>)->Apply(batch_args);
 BENCHMARK(TileBatchInterleaved<Type::Q6_K>)->Apply(batch_args);
 BENCHMARK(TileBatch<Type::Q6_K>)->Apply(batch_args);
 BENCHMARK(TileBatch<Type::Q8_0>)->Apply(batch_args);
+BENCHMARK(TileBatchInterleaved<Type::Q8_0>)->Apply(batch_args);
 BENCHMARK(QuantizeActivation<Type::Q8_K>)->Arg(0)->Arg(1);
 BENCHMARK(QuantizeActivation<Type::Q8_0>)->Arg(0)->Arg(1);
 BENCHMARK(AttentionScores)->Arg(80)->Arg(192)->Arg(576)->Arg(1024)->Arg(4096);

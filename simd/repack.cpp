@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "simd/dispatch.h"
@@ -82,6 +83,30 @@ void regroup_q6_K(const uint8_t* from, uint8_t* to, int64_t nb) {
     }
 }
 
+// The 32-element formats: d of rows 0..15 at [0, 32); Q5_0's qh of row r at 32 + 4 r; the quants
+// in groups of four bytes, qs[4 g .. +3] of row r at `levels` + 64 g + 4 r.
+template <typename B>
+constexpr size_t legacy_levels() {
+    return std::is_same_v<B, quant::block_q5_0> ? 96 : 32;
+}
+
+template <typename B, bool kBack>
+void regroup_legacy(const uint8_t* from, uint8_t* to, int64_t nb) {
+    constexpr size_t kGroup = kInterleaveRows * sizeof(B);
+    for (int64_t i = 0; i < nb; ++i) {
+        const size_t g = static_cast<size_t>(i) * kGroup;
+        for (int r = 0; r < kInterleaveRows; ++r) {
+            const size_t b = (static_cast<size_t>(r) * nb + i) * sizeof(B);
+            move<kBack>(from, to, b + offsetof(B, d), g + 2 * r, 2);
+            if constexpr (std::is_same_v<B, quant::block_q5_0>)
+                move<kBack>(from, to, b + offsetof(B, qh), g + 32 + 4 * r, 4);
+            for (size_t q = 0; q < sizeof(B::qs); q += 4)
+                move<kBack>(from, to, b + offsetof(B, qs) + q,
+                            g + legacy_levels<B>() + 16 * q + 4 * static_cast<size_t>(r), 4);
+        }
+    }
+}
+
 // The type's regrouping of one group of sixteen rows from `from` into `to` (`back`: from the
 // interleaved layout to rows), null for types without a layout.
 using GroupFn = void (*)(const uint8_t* from, uint8_t* to, int64_t nb);
@@ -92,6 +117,15 @@ GroupFn group_fn(quant::Type type, bool back) {
             return back ? regroup_q4_K<true> : regroup_q4_K<false>;
         case quant::Type::Q6_K:
             return back ? regroup_q6_K<true> : regroup_q6_K<false>;
+        case quant::Type::Q8_0:
+            return back ? regroup_legacy<quant::block_q8_0, true>
+                        : regroup_legacy<quant::block_q8_0, false>;
+        case quant::Type::Q5_0:
+            return back ? regroup_legacy<quant::block_q5_0, true>
+                        : regroup_legacy<quant::block_q5_0, false>;
+        case quant::Type::Q4_0:
+            return back ? regroup_legacy<quant::block_q4_0, true>
+                        : regroup_legacy<quant::block_q4_0, false>;
         default:
             return nullptr;
     }
@@ -114,10 +148,11 @@ struct Groups {
 
 Groups groups_of(quant::Type type, int64_t n_in, int64_t n_rows, bool back) {
     Groups g;
-    if (n_in % quant::QK_K != 0 || n_rows % kInterleaveRows != 0) return g;
+    const int64_t block = quant::traits(type).block_size;
+    if (block == 0 || n_in % block != 0 || n_rows % kInterleaveRows != 0) return g;
     g.fn = group_fn(type, back);
     if (!back) g.fast = dispatch::kernels()[type].interleave_x16;
-    g.nb = n_in / quant::QK_K;
+    g.nb = n_in / block;
     g.bytes = quant::row_bytes(type, n_in) * kInterleaveRows;
     g.count = n_rows / kInterleaveRows;
     return g;
@@ -150,8 +185,9 @@ void regroup_copy(quant::Type type, const uint8_t* src, uint8_t* dst, int64_t n_
 }  // namespace
 
 bool can_interleave(quant::Type type, int64_t n_in, int64_t n_out) {
-    return dispatch::kernels()[type].tile_x16 != nullptr && n_in > 0 && n_in % quant::QK_K == 0 &&
-           n_out > 0 && n_out % kInterleaveRows == 0;
+    const int64_t block = quant::traits(type).block_size;
+    return dispatch::kernels()[type].tile_x16 != nullptr && block > 0 && n_in > 0 &&
+           n_in % block == 0 && n_out > 0 && n_out % kInterleaveRows == 0;
 }
 
 void interleave_rows(quant::Type type, uint8_t* data, int64_t n_in, int64_t n_rows) {
@@ -269,6 +305,74 @@ void tile_q6_K_x16_ref(int64_t n, const void* w, size_t /*w_stride*/, int64_t n_
             }
         }
     }
+}
+
+namespace {
+
+// The 32-element formats' twin: per row eight float lanes, lane k the exact sum of elements
+// 4k..4k+3 of each block (levels · activation quants), fused with d·d_a in block order.
+template <typename B>
+void tile_legacy_x16_ref(int64_t n, const void* w, int64_t n_w, const void* a, size_t a_stride,
+                         int64_t n_a, float* y, int64_t y_stride) {
+    constexpr size_t kGroup = kInterleaveRows * sizeof(B);
+    const int64_t nb = n / 32;
+    const auto* wb = static_cast<const uint8_t*>(w);
+    const auto* ab = static_cast<const uint8_t*>(a);
+    for (int64_t g = 0; g < n_w / kInterleaveRows; ++g) {
+        const uint8_t* group = wb + static_cast<size_t>(g) * kGroup * static_cast<size_t>(nb);
+        for (int64_t t = 0; t < n_a; ++t) {
+            const auto* act = reinterpret_cast<const quant::block_q8_0*>(ab + t * a_stride);
+            for (int r = 0; r < kInterleaveRows; ++r) {
+                float acc[8] = {};
+                for (int64_t i = 0; i < nb; ++i) {
+                    const uint8_t* s = group + static_cast<size_t>(i) * kGroup;
+                    uint16_t d16;
+                    std::memcpy(&d16, s + 2 * r, 2);
+                    uint32_t qh = 0;
+                    if constexpr (std::is_same_v<B, quant::block_q5_0>)
+                        std::memcpy(&qh, s + 32 + 4 * r, 4);
+                    // Level of element j (0..31).
+                    const auto level = [&](int j) -> int {
+                        if constexpr (std::is_same_v<B, quant::block_q8_0>) {
+                            return static_cast<int8_t>(s[32 + 64 * (j / 4) + 4 * r + j % 4]);
+                        } else {
+                            const uint8_t byte =
+                                s[legacy_levels<B>() + 64 * ((j % 16) / 4) + 4 * r + j % 4];
+                            const int nibble = j < 16 ? byte & 0x0F : byte >> 4;
+                            if constexpr (std::is_same_v<B, quant::block_q5_0>)
+                                return (nibble | static_cast<int>(((qh >> j) & 1) << 4)) - 16;
+                            else
+                                return nibble - 8;
+                        }
+                    };
+                    const float dd = fp16_to_fp32(d16) * fp16_to_fp32(act[i].d);
+                    for (int k = 0; k < 8; ++k) {
+                        int32_t sumi = 0;
+                        for (int e = 0; e < 4; ++e) sumi += level(4 * k + e) * act[i].qs[4 * k + e];
+                        acc[k] = std::fma(dd, static_cast<float>(sumi), acc[k]);
+                    }
+                }
+                y[t * y_stride + g * kInterleaveRows + r] = quant::ref::hsum_lanes8(acc);
+            }
+        }
+    }
+}
+
+}  // namespace
+
+void tile_q8_0_x16_ref(int64_t n, const void* w, size_t /*w_stride*/, int64_t n_w, const void* a,
+                       size_t a_stride, int64_t n_a, float* y, int64_t y_stride) {
+    tile_legacy_x16_ref<quant::block_q8_0>(n, w, n_w, a, a_stride, n_a, y, y_stride);
+}
+
+void tile_q5_0_x16_ref(int64_t n, const void* w, size_t /*w_stride*/, int64_t n_w, const void* a,
+                       size_t a_stride, int64_t n_a, float* y, int64_t y_stride) {
+    tile_legacy_x16_ref<quant::block_q5_0>(n, w, n_w, a, a_stride, n_a, y, y_stride);
+}
+
+void tile_q4_0_x16_ref(int64_t n, const void* w, size_t /*w_stride*/, int64_t n_w, const void* a,
+                       size_t a_stride, int64_t n_a, float* y, int64_t y_stride) {
+    tile_legacy_x16_ref<quant::block_q4_0>(n, w, n_w, a, a_stride, n_a, y, y_stride);
 }
 
 }  // namespace strata::simd

@@ -1,7 +1,7 @@
-// Interleaved weights (simd/repack.h), Q4_K and Q6_K: the layouts round-trip; the scalar twins
-// agree with the reference product of the plain rows and equal llama.cpp's AVX2 order (the
-// avx2 kernels) bit for bit; the AVX-512 tiles equal the twins, and the row tiles over the same
-// rows plain, bit for bit on every shape; matmul over an interleaved matrix computes the same
+// Interleaved weights (simd/repack.h), Q4_K, Q6_K, Q8_0, Q5_0 and Q4_0: the layouts round-trip; the
+// scalar twins agree with the reference product of the plain rows and equal llama.cpp's AVX2 order
+// (the avx2 kernels) bit for bit; the AVX-512 tiles equal the twins, and the row tiles over the
+// same rows plain, bit for bit on every shape; matmul over an interleaved matrix computes the same
 // as the twin.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -31,7 +31,19 @@ struct Interleaved {
     dispatch::TileFn twin;
 };
 constexpr Interleaved kTypes[] = {{Type::Q4_K, simd::tile_q4_K_x16_ref},
-                                  {Type::Q6_K, simd::tile_q6_K_x16_ref}};
+                                  {Type::Q6_K, simd::tile_q6_K_x16_ref},
+                                  {Type::Q8_0, simd::tile_q8_0_x16_ref},
+                                  {Type::Q5_0, simd::tile_q5_0_x16_ref},
+                                  {Type::Q4_0, simd::tile_q4_0_x16_ref}};
+
+int64_t block_of(Type type) {
+    return quant::traits(type).block_size;
+}
+
+// The activation format the type's products take (Q8_K, Q8_0).
+Type partner_of(Type type) {
+    return quant::traits(type).partner;
+}
 
 // n_rows rows of n_in quantized N(0, σ) weights, each row its own σ (scales differ by row).
 std::vector<uint8_t> quant_rows(Type type, int64_t n_in, int64_t n_rows, uint32_t seed) {
@@ -48,16 +60,17 @@ std::vector<uint8_t> quant_rows(Type type, int64_t n_in, int64_t n_rows, uint32_
     return out;
 }
 
-std::vector<uint8_t> q8_k_rows(int64_t n_in, int64_t n_rows, uint32_t seed) {
-    const size_t rb = quant::row_bytes(Type::Q8_K, n_in);
+// n_rows activation rows of N(0, 1) quantized as llama.cpp quantizes activations to `partner`.
+std::vector<uint8_t> act_rows(Type partner, int64_t n_in, int64_t n_rows, uint32_t seed) {
+    const size_t rb = quant::row_bytes(partner, n_in);
     std::vector<uint8_t> out(rb * static_cast<size_t>(n_rows));
     std::mt19937 rng(seed);
     std::normal_distribution<float> normal(0.0f, 1.0f);
     std::vector<float> f(static_cast<size_t>(n_in));
     for (int64_t t = 0; t < n_rows; ++t) {
         for (float& v : f) v = normal(rng);
-        quant::traits(Type::Q8_K)
-            .quantize_activation(f.data(), out.data() + rb * static_cast<size_t>(t), n_in);
+        quant::traits(partner).quantize_activation(f.data(),
+                                                   out.data() + rb * static_cast<size_t>(t), n_in);
     }
     return out;
 }
@@ -65,7 +78,7 @@ std::vector<uint8_t> q8_k_rows(int64_t n_in, int64_t n_rows, uint32_t seed) {
 TEST(Repack, InterleavingRoundTrips) {
     for (const Interleaved& it : kTypes) {
         for (int64_t nb : {1, 2, 5}) {
-            const int64_t n_in = nb * quant::QK_K, n_rows = 48;
+            const int64_t n_in = nb * block_of(it.type), n_rows = 48;
             std::vector<uint8_t> rows(quant::row_bytes(it.type, n_in) * n_rows);
             std::mt19937 rng(static_cast<uint32_t>(nb));
             for (uint8_t& b : rows) b = static_cast<uint8_t>(rng());
@@ -123,11 +136,11 @@ TEST(Repack, TwinAgreesWithTheReferenceProductOfThePlainRows) {
         const bool exact = avx2[it.type].vec_dot_isa == dispatch::Isa::avx2;
         have_avx2 &= exact;
         for (int64_t nb : {1, 3, 8}) {
-            const int64_t n_in = nb * quant::QK_K, n_w = 32, n_a = 3;
+            const int64_t n_in = nb * block_of(it.type), n_w = 32, n_a = 3;
             const std::vector<uint8_t> rows = quant_rows(it.type, n_in, n_w, 7);
-            const std::vector<uint8_t> act = q8_k_rows(n_in, n_a, 8);
+            const std::vector<uint8_t> act = act_rows(partner_of(it.type), n_in, n_a, 8);
             const size_t rb = quant::row_bytes(it.type, n_in),
-                         ab = quant::row_bytes(Type::Q8_K, n_in);
+                         ab = quant::row_bytes(partner_of(it.type), n_in);
             std::vector<uint8_t> inter = rows;
             simd::interleave_rows(it.type, inter.data(), n_in, n_w);
             std::vector<float> y(static_cast<size_t>(n_w * n_a));
@@ -164,14 +177,14 @@ TEST(Repack, Avx512TilesEqualTheTwinsAndTheRowTilesBitForBit) {
         for (int64_t nb : {1, 2, 7}) {
             for (int64_t n_w : {16, 48}) {
                 for (int64_t n_a : {1, 2, 3, 4, 5, 8, 9}) {
-                    const int64_t n_in = nb * quant::QK_K;
+                    const int64_t n_in = nb * block_of(it.type);
                     const std::vector<uint8_t> plain =
                         quant_rows(it.type, n_in, n_w, static_cast<uint32_t>(nb * 31 + n_w));
                     std::vector<uint8_t> w = plain;
                     simd::interleave_rows(it.type, w.data(), n_in, n_w);
                     const std::vector<uint8_t> act =
-                        q8_k_rows(n_in, n_a, static_cast<uint32_t>(n_a));
-                    const size_t ab = quant::row_bytes(Type::Q8_K, n_in);
+                        act_rows(partner_of(it.type), n_in, n_a, static_cast<uint32_t>(n_a));
+                    const size_t ab = quant::row_bytes(partner_of(it.type), n_in);
                     const int64_t y_stride = n_w + 3;  // padded: sentinels between the rows
                     std::vector<float> want(static_cast<size_t>(y_stride * n_a + 3), kSentinel);
                     std::vector<float> got = want;
@@ -199,7 +212,7 @@ TEST(Repack, MatmulOverInterleavedRowsEqualsTheTwin) {
     for (const Interleaved& it : kTypes) {
         if (!simd::can_interleave(it.type, quant::QK_K, 16))
             GTEST_SKIP() << "no interleaved tiles on this CPU (AVX-512 VNNI)";
-        const int64_t n_in = 4 * quant::QK_K, n_w = 16 * 21, n_a = 6;
+        const int64_t n_in = 4 * quant::QK_K + 3 * block_of(it.type), n_w = 16 * 21, n_a = 6;
         std::vector<uint8_t> w = quant_rows(it.type, n_in, n_w, 3);
         simd::interleave_rows(it.type, w.data(), n_in, n_w);
         std::vector<float> x(static_cast<size_t>(n_in * n_a));
@@ -207,7 +220,7 @@ TEST(Repack, MatmulOverInterleavedRowsEqualsTheTwin) {
         std::normal_distribution<float> normal(0.0f, 1.0f);
         for (float& v : x) v = normal(rng);
         simd::Activations a;
-        a.quantize(Type::Q8_K, x.data(), n_in, n_in, n_a);
+        a.quantize(partner_of(it.type), x.data(), n_in, n_in, n_a);
         std::vector<float> want(static_cast<size_t>(n_w * n_a));
         it.twin(n_in, w.data(), 0, n_w, a.row(0), a.row_stride(), n_a, want.data(), n_w);
 

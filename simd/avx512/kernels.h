@@ -47,6 +47,13 @@ void tile_q4_K_x16(int64_t n, const void* w, size_t w_stride, int64_t n_w, const
                    size_t a_stride, int64_t n_a, float* y, int64_t y_stride);
 void tile_q6_K_x16(int64_t n, const void* w, size_t w_stride, int64_t n_w, const void* a,
                    size_t a_stride, int64_t n_a, float* y, int64_t y_stride);
+// Q8_0, Q5_0 and Q4_0 weights so interleaved (legacy_x16.cpp).
+void tile_q8_0_x16(int64_t n, const void* w, size_t w_stride, int64_t n_w, const void* a,
+                   size_t a_stride, int64_t n_a, float* y, int64_t y_stride);
+void tile_q5_0_x16(int64_t n, const void* w, size_t w_stride, int64_t n_w, const void* a,
+                   size_t a_stride, int64_t n_a, float* y, int64_t y_stride);
+void tile_q4_0_x16(int64_t n, const void* w, size_t w_stride, int64_t n_w, const void* a,
+                   size_t a_stride, int64_t n_a, float* y, int64_t y_stride);
 void tile_q4_K(int64_t n, const void* w, size_t w_stride, int64_t n_w, const void* a,
                size_t a_stride, int64_t n_a, float* y, int64_t y_stride);
 void tile_q5_K(int64_t n, const void* w, size_t w_stride, int64_t n_w, const void* a,

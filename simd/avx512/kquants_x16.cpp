@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "simd/avx512/kernels.h"
+#include "simd/avx512/x16.h"
 #include "simd/quant.h"
 #include "simd/repack.h"
 
@@ -23,20 +24,6 @@ namespace {
 
 constexpr size_t kGroupBlock = 16 * sizeof(block_q4_K);    // 2,304
 constexpr size_t kQ6GroupBlock = 16 * sizeof(block_q6_K);  // 3,360
-
-// Software prefetch, this many bytes ahead of the block being multiplied: a group of 16 rows is
-// one sequential stream, yet the hardware prefetcher alone left a matrix-vector product at
-// about 70% of the read bandwidth (Zen 5, bench/kernels_bench.cpp); four Q4_K blocks ahead
-// reaches it.
-constexpr size_t kPrefetchAhead = 9216;
-
-// Every cache line of the `bytes` at p + kPrefetchAhead (prefetches never fault, so running
-// past the end of the weights is harmless).
-template <size_t bytes>
-inline void prefetch_ahead(const uint8_t* p) {
-    for (size_t off = 0; off < bytes; off += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchAhead + off), _MM_HINT_T0);
-}
 
 // vpshufb indices (within each 128-bit lane): byte j of every dword to both of its int16
 // halves (a row's scale or min of sub-block j, 4k + j, for vpdpwssd against two int16 sums).
@@ -69,19 +56,6 @@ alignas(64) constexpr std::array<std::array<uint8_t, 64>, 2> kSignedTwoIdx = {by
 
 inline __m512i load_idx(const std::array<uint8_t, 64>& idx) {
     return _mm512_load_si512(idx.data());
-}
-
-inline __m512i bcast32(const void* p) {
-    int32_t v;
-    std::memcpy(&v, p, 4);
-    return _mm512_set1_epi32(v);
-}
-
-// Eight lanes of sixteen rows added in hsum_float_8's tree: (0+4 + 2+6) + (1+5 + 3+7).
-inline __m512 hsum_lanes8(const __m512 acc[8]) {
-    return _mm512_add_ps(
-        _mm512_add_ps(_mm512_add_ps(acc[0], acc[4]), _mm512_add_ps(acc[2], acc[6])),
-        _mm512_add_ps(_mm512_add_ps(acc[1], acc[5]), _mm512_add_ps(acc[3], acc[7])));
 }
 
 // One group of 16 rows times NA activation rows (NA ≤ 4): y[t * y_stride + r], r < 16.
@@ -235,52 +209,18 @@ void group_rows_q6(int64_t nb, const uint8_t* w, const uint8_t* a, size_t a_stri
     }
 }
 
-using GroupRowsFn = void (*)(int64_t, const uint8_t*, const uint8_t*, size_t, float*, int64_t);
-
-// Every group of 16 rows against the activation rows, four at a time.
-template <GroupRowsFn F1, GroupRowsFn F2, GroupRowsFn F3, GroupRowsFn F4>
-void run_groups(int64_t n, const void* w, size_t group_block, int64_t n_w, const void* a,
-                size_t a_stride, int64_t n_a, float* y, int64_t y_stride) {
-    const int64_t nb = n / QK_K;
-    const auto* wb = static_cast<const uint8_t*>(w);
-    const auto* ab = static_cast<const uint8_t*>(a);
-    for (int64_t g = 0; g < n_w / 16; ++g) {
-        const uint8_t* wg = wb + static_cast<size_t>(g) * group_block * static_cast<size_t>(nb);
-        float* yg = y + g * 16;
-        int64_t t = 0;
-        for (; t + 4 <= n_a; t += 4)
-            F4(nb, wg, ab + static_cast<size_t>(t) * a_stride, a_stride, yg + t * y_stride,
-               y_stride);
-        const uint8_t* at = ab + static_cast<size_t>(t) * a_stride;
-        float* yt = yg + t * y_stride;
-        switch (n_a - t) {
-            case 1:
-                F1(nb, wg, at, a_stride, yt, y_stride);
-                break;
-            case 2:
-                F2(nb, wg, at, a_stride, yt, y_stride);
-                break;
-            case 3:
-                F3(nb, wg, at, a_stride, yt, y_stride);
-                break;
-            default:
-                break;
-        }
-    }
-}
-
 }  // namespace
 
 void tile_q4_K_x16(int64_t n, const void* w, size_t /*w_stride*/, int64_t n_w, const void* a,
                    size_t a_stride, int64_t n_a, float* y, int64_t y_stride) {
     run_groups<group_rows<1>, group_rows<2>, group_rows<3>, group_rows<4>>(
-        n, w, kGroupBlock, n_w, a, a_stride, n_a, y, y_stride);
+        n / QK_K, w, kGroupBlock, n_w, a, a_stride, n_a, y, y_stride);
 }
 
 void tile_q6_K_x16(int64_t n, const void* w, size_t /*w_stride*/, int64_t n_w, const void* a,
                    size_t a_stride, int64_t n_a, float* y, int64_t y_stride) {
     run_groups<group_rows_q6<1>, group_rows_q6<2>, group_rows_q6<3>, group_rows_q6<4>>(
-        n, w, kQ6GroupBlock, n_w, a, a_stride, n_a, y, y_stride);
+        n / QK_K, w, kQ6GroupBlock, n_w, a, a_stride, n_a, y, y_stride);
 }
 
 }  // namespace strata::quant::avx512

@@ -29,6 +29,9 @@ void register_kernels(KernelTable& table) {
     // Over weights interleaved at load (simd/repack.h), in that layout's order.
     table.set_tile_x16(Type::Q4_K, Isa::avx512, quant::avx512::tile_q4_K_x16);
     table.set_tile_x16(Type::Q6_K, Isa::avx512, quant::avx512::tile_q6_K_x16);
+    table.set_tile_x16(Type::Q8_0, Isa::avx512, quant::avx512::tile_q8_0_x16);
+    table.set_tile_x16(Type::Q5_0, Isa::avx512, quant::avx512::tile_q5_0_x16);
+    table.set_tile_x16(Type::Q4_0, Isa::avx512, quant::avx512::tile_q4_0_x16);
     // and the regrouping into that layout (byte for byte the scalar one, tests/repack_test.cpp).
     table.set_interleave_x16(Type::Q4_K, Isa::avx512, quant::avx512::interleave_q4_K_x16);
     table.set_interleave_x16(Type::Q6_K, Isa::avx512, quant::avx512::interleave_q6_K_x16);
