@@ -136,6 +136,12 @@ class ExpertCache {
     // when `layer` is acquired.
     void prefetch(int64_t layer, std::span<const int32_t> ids);
 
+    // Whether expert `expert` of `layer` has a slot (present, or its reads in flight).
+    bool holds(int64_t layer, int32_t expert) const {
+        return layer >= 0 && layer < store_.n_layer() && expert >= 0 &&
+               expert < store_.n_expert() && where_[static_cast<size_t>(key(layer, expert))] >= 0;
+    }
+
     const LayerStats& layer_stats(int64_t layer) const {
         return layer_stats_[static_cast<size_t>(layer)];
     }

@@ -5,8 +5,10 @@
 // (Forward::run_batch) gives each row the logits of that token run alone.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <optional>
 
 #include "cuda/device.h"
@@ -140,6 +142,69 @@ TEST(SplitExecution, SynthesizedModelsGiveTheCpuLogitsWithAndWithoutAnExpertCach
             expect_split_equals_cpu(m, {.ram_budget = budget});
         }
     }
+}
+
+// Under --ram-budget beside a GPU tier holding some of the routed experts: the experts on the
+// device never take a cache slot, neither when routed to (they are multiplied there) nor as a
+// decoding step's read-ahead guess for the next layer.
+TEST(SplitExecution, ExpertsOnTheDeviceNeverTakeACacheSlot) {
+    test::TempDir dir;
+    test::TinySpec spec;
+    spec.arch = Arch::DeepSeek2;
+    spec.seed = 47;
+    spec.n_embd = 128;
+    spec.n_layer = 4;
+    spec.n_expert = 16;
+    spec.n_expert_used = 4;
+    const Model m = test::load_tiny_model(spec, dir / "moe.gguf");
+    SessionOptions o;
+    o.n_ctx = 64;
+    o.ram_budget = m.file().file_bytes() / 2 + (24u << 20);  // the work buffers and a few slots
+    o.reader.quiet = true;
+    // A profile that makes half of the last layer's experts the hottest: the tier takes those
+    // first, and they are what the layer before it guesses for the next one.
+    std::string json = R"({"layers": [)";
+    for (int64_t layer = 1; layer < spec.n_layer; ++layer) {
+        json += fmt::format(R"({}{{"layer": {}, "counts": [)", layer > 1 ? ", " : "", layer);
+        for (int64_t e = 0; e < spec.n_expert; ++e)
+            json += fmt::format("{}{}", e > 0 ? ", " : "",
+                                layer == spec.n_layer - 1 && e % 2 == 0 ? 1000 : 1);
+        json += "]}";
+    }
+    json += "]}";
+    o.gpu.usage_path = (dir / "usage.json").string();
+    std::ofstream(o.gpu.usage_path) << json;
+    uint64_t routed = 0;
+    for (const gguf::Tensor& t : m.file().tensors())
+        if (role_of(t.name) == Role::RoutedExperts) routed += t.nbytes;
+    o.gpu.budget = weight_bytes(m) - routed + routed / 4;
+    o.gpu.device = "host";
+    o.gpu.reserve = 0;
+    o.gpu.figures = tiny_figures();
+    Session s(m, o);
+    ASSERT_NE(s.gpu_tier(), nullptr);
+    ASSERT_NE(s.expert_cache(), nullptr);
+    const auto& slabs = s.gpu_tier()->weights().slabs;
+    ASSERT_FALSE(slabs.empty()) << "the tier took no expert slab: the test tests nothing";
+    const auto check = [&] {
+        for (const auto& [key, buffer] : slabs) {
+            const auto& [name, e] = key;
+            int layer = -1;  // blk.N.ffn_*_exps.weight
+            ASSERT_EQ(std::sscanf(name.c_str(), "blk.%d.", &layer), 1) << name;
+            EXPECT_FALSE(s.expert_cache()->holds(layer, static_cast<int32_t>(e)))
+                << name << " expert " << e << " is on the device and in a cache slot";
+        }
+    };
+    std::vector<float> logits;
+    s.decode_all(prompt(21, m.hparams().n_vocab), logits);
+    check();
+    for (int i = 0; i < 12; ++i) {
+        const int32_t id = static_cast<int32_t>((i * 5 + 3) % m.hparams().n_vocab);
+        s.decode({&id, 1});
+        check();
+    }
+    EXPECT_GT(s.expert_cache()->stats().predicted, 0u)
+        << "no decoding step guessed the next layer's experts: the test tests nothing";
 }
 
 TEST(SplitExecution, CudaWithoutAGpuAndUnknownDevicesAreClearErrors) {

@@ -698,7 +698,7 @@ class DeepSeek2Forward final : public SegmentedForward {
             from_cache_.clear();
             for (int64_t a = 0; a < n_active; ++a) {
                 const Ffn& w = L.experts[static_cast<size_t>(expert_id(a))];
-                if (mm_.on_device(w.gate) && mm_.on_device(w.up) && mm_.on_device(w.down)) {
+                if (on_device(w)) {
                     tasks_.push_back(task_of(a, &w));
                 } else {
                     from_cache_.push_back(a);
@@ -806,8 +806,14 @@ class DeepSeek2Forward final : public SegmentedForward {
         return w;
     }
 
+    // Whether an expert's three slabs are on a device (a GPU tier's placement).
+    bool on_device(const Ffn& w) const {
+        return mm_.on_device(w.gate) && mm_.on_device(w.up) && mm_.on_device(w.down);
+    }
+
     // Decoding: the next MoE layer's router applied to this layer's normalised input (moe_in_),
-    // its top experts read ahead (ExpertCache scores the guess when that layer routes).
+    // its top experts not on a device read ahead (ExpertCache scores the guess when that layer
+    // routes).
     void prefetch_next(int64_t il) {
         if (il + 1 >= hp_.n_layer) return;
         const MlaLayer& next = layers_[static_cast<size_t>(il + 1)];
@@ -819,6 +825,9 @@ class DeepSeek2Forward final : public SegmentedForward {
         float* weights = grow(guess_weights_, k);
         route(router_, logits, next.probs_bias.empty() ? nullptr : next.probs_bias.data(),
               guess_ids_.data(), weights);
+        // Experts a placement put on a device are multiplied there, never read into the cache.
+        std::erase_if(guess_ids_,
+                      [&](int32_t e) { return on_device(next.experts[static_cast<size_t>(e)]); });
         cache_->prefetch(il + 1, guess_ids_);
     }
 
