@@ -62,6 +62,11 @@ DeviceWeights upload_placement(scheduler::Device& device, const Model& model,
         if (!g) fail("upload_placement: tensor '{}' is not in {}", t.name, model.file().path());
         if (tp.slabs.empty()) {
             if (tp.tier != scheduler::Tier::Gpu) continue;
+            // The planner places stacks slab by slab; one regrouped so could not go up whole
+            // under one layout.
+            if (!g->interleaved_slabs.empty())
+                fail("upload_placement: {} is regrouped slab by slab and cannot be uploaded whole",
+                     t.name);
             w.tensors[t.name] =
                 upload_bytes(device, *g, g->interleaved, t.name, g->data, g->nbytes);
             w.bytes += g->nbytes;

@@ -182,7 +182,8 @@ test::TinySpec moe_spec(quant::Type type) {
 // A GPU tier that takes some of a stack's expert slabs: those keep the file's rows (their pages
 // of the mapping are handed back once uploaded), the stack's other slabs are regrouped, and the
 // split gives the CPU's logits in the file's layout bit for bit; so does a second session on the
-// same model without a tier, which reads the handed-back slabs from the file again.
+// same model without a tier, which reads the handed-back slabs from the file again, and a third
+// whose tier takes every slab.
 TEST(InterleaveGpuTier, ExpertSlabsTheTierTakesKeepTheFileRows) {
     if (!simd::can_interleave(quant::Type::Q4_K, quant::QK_K, 16))
         GTEST_SKIP() << "no interleaved tile for Q4_K on this CPU (AVX-512 VNNI): nothing "
@@ -248,6 +249,20 @@ TEST(InterleaveGpuTier, ExpertSlabsTheTierTakesKeepTheFileRows) {
     ASSERT_EQ(got.size(), want.size());
     EXPECT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float)));
     EXPECT_EQ(logits_of(model, /*repack=*/true, ids), want);
+    // A later tier that takes every slab, of both layouts.
+    o.gpu.budget = 2 * weights;
+    Session whole(model, o);
+    ASSERT_NE(whole.gpu_tier(), nullptr);
+    int64_t rows_up = 0, regrouped_up = 0;
+    for (const auto& [key, buffer] : whole.gpu_tier()->weights().slabs) {
+        const bool regrouped = model.file().tensor(key.first).slab_interleaved(key.second);
+        regrouped_up += regrouped;
+        rows_up += !regrouped;
+    }
+    EXPECT_GT(rows_up, 0);
+    EXPECT_GT(regrouped_up, 0) << "the second tier took only slabs in rows: the test tests less";
+    const std::vector<float> all_on_tier = session_logits(whole, ids, 2);
+    EXPECT_EQ(0, std::memcmp(all_on_tier.data(), want.data(), want.size() * sizeof(float)));
 }
 
 // moe_spec under an expert cache that holds half of its experts: experts a prompt multiplies for
