@@ -110,6 +110,34 @@ bool regroup(const gguf::Tensor& t, const uint8_t* data, int64_t n_rows) {
     return true;
 }
 
+// Regroups the slabs of t marked in `slabs`, each run of consecutive ones in one piece, records
+// which were (gguf::Tensor::interleaved, interleaved_slabs) and adds their bytes to *done. False
+// when the memory for a run could not be had: that run and the ones after it stay as they are.
+bool regroup_slabs(const gguf::Tensor& t, const std::vector<bool>& slabs, uint64_t* done) {
+    const size_t slab = t.nbytes / static_cast<size_t>(t.ne[2]);
+    std::vector<bool> regrouped(slabs.size(), false);
+    bool complete = true;
+    for (size_t e = 0; e < slabs.size() && complete;) {
+        size_t end = e;
+        while (end < slabs.size() && slabs[end] == slabs[e]) ++end;  // a run of equal marks
+        if (slabs[e]) {
+            complete = regroup(t, t.data + e * slab, static_cast<int64_t>(end - e) * t.ne[1]);
+            if (complete) {
+                std::fill(regrouped.begin() + static_cast<std::ptrdiff_t>(e),
+                          regrouped.begin() + static_cast<std::ptrdiff_t>(end), true);
+                *done += (end - e) * slab;
+            }
+        }
+        e = end;
+    }
+    if (std::find(regrouped.begin(), regrouped.end(), true) != regrouped.end()) {
+        t.interleaved = true;
+        if (std::find(regrouped.begin(), regrouped.end(), false) != regrouped.end())
+            t.interleaved_slabs = std::move(regrouped);
+    }
+    return complete;
+}
+
 }  // namespace
 
 bool interleavable(const gguf::Tensor& t, bool routed_from_cache) {
@@ -136,14 +164,14 @@ uint64_t interleave_weights(const Model& model, bool routed_from_cache, const Ke
         if (std::find(slabs.begin(), slabs.end(), true) == slabs.end()) slabs.clear();
         return slabs;
     };
-    const auto slab_bytes = [](const gguf::Tensor& t) {
-        return t.nbytes / static_cast<uint64_t>(t.ne[2]);
-    };
+    const std::vector<gguf::Tensor>& tensors = model.file().tensors();
+    std::vector<std::vector<bool>> plan(tensors.size());
     uint64_t total = 0, resident = 0;
-    for (const gguf::Tensor& t : model.file().tensors()) {
-        const std::vector<bool> slabs = wanted(t);
-        total +=
-            static_cast<uint64_t>(std::count(slabs.begin(), slabs.end(), true)) * slab_bytes(t);
+    for (size_t i = 0; i < tensors.size(); ++i) {
+        const gguf::Tensor& t = tensors[i];
+        plan[i] = wanted(t);
+        total += static_cast<uint64_t>(std::count(plan[i].begin(), plan[i].end(), true)) *
+                 (t.nbytes / static_cast<uint64_t>(t.ne[2]));
         if (!routed_from_cache || role_of(t.name) != Role::RoutedExperts) resident += t.nbytes;
     }
     if (total == 0) return 0;
@@ -154,36 +182,11 @@ uint64_t interleave_weights(const Model& model, bool routed_from_cache, const Ke
         return 0;
     Progress progress("regrouping", total, /*bytes=*/true);
     uint64_t done = 0;
-    for (const gguf::Tensor& t : model.file().tensors()) {
-        const std::vector<bool> slabs = wanted(t);
-        if (slabs.empty()) continue;
-        // Each run of consecutive slabs to regroup in one piece.
-        std::vector<bool> regrouped(slabs.size(), false);
-        bool out_of_memory = false;
-        for (size_t e = 0; e < slabs.size();) {
-            if (!slabs[e]) {
-                ++e;
-                continue;
-            }
-            size_t end = e;
-            while (end < slabs.size() && slabs[end]) ++end;
-            const uint8_t* data = t.data + e * slab_bytes(t);
-            if (!regroup(t, data, static_cast<int64_t>(end - e) * t.ne[1])) {
-                out_of_memory = true;  // the rest stay as they are
-                break;
-            }
-            std::fill(regrouped.begin() + static_cast<std::ptrdiff_t>(e),
-                      regrouped.begin() + static_cast<std::ptrdiff_t>(end), true);
-            done += (end - e) * slab_bytes(t);
-            progress.update(done);
-            e = end;
-        }
-        if (std::find(regrouped.begin(), regrouped.end(), true) != regrouped.end()) {
-            t.interleaved = true;
-            if (std::find(regrouped.begin(), regrouped.end(), false) != regrouped.end())
-                t.interleaved_slabs = std::move(regrouped);
-        }
-        if (out_of_memory) break;
+    for (size_t i = 0; i < tensors.size(); ++i) {
+        if (plan[i].empty()) continue;
+        const bool complete = regroup_slabs(tensors[i], plan[i], &done);
+        progress.update(done);
+        if (!complete) break;  // out of memory: the rest stay as they are
     }
     progress.finish();
     return done;

@@ -182,6 +182,24 @@ void regroup_copy(quant::Type type, const uint8_t* src, uint8_t* dst, int64_t n_
     });
 }
 
+// y[t * y_stride + 16 g + r] = row(group, act, r) for every group g of sixteen interleaved rows
+// (`group` its first byte, nb blocks of group_block bytes), activation row t (`act` its blocks,
+// of type Act) and row r of the group: the loops the scalar twins share.
+template <typename Act, class Row>
+void for_each_group_row(int64_t nb, size_t group_block, const void* w, int64_t n_w, const void* a,
+                        size_t a_stride, int64_t n_a, float* y, int64_t y_stride, Row&& row) {
+    const auto* wb = static_cast<const uint8_t*>(w);
+    const auto* ab = static_cast<const uint8_t*>(a);
+    for (int64_t g = 0; g < n_w / kInterleaveRows; ++g) {
+        const uint8_t* group = wb + static_cast<size_t>(g) * group_block * static_cast<size_t>(nb);
+        for (int64_t t = 0; t < n_a; ++t) {
+            const auto* act = reinterpret_cast<const Act*>(ab + t * a_stride);
+            for (int r = 0; r < kInterleaveRows; ++r)
+                y[t * y_stride + g * kInterleaveRows + r] = row(group, act, r);
+        }
+    }
+}
+
 }  // namespace
 
 bool can_interleave(quant::Type type, int64_t n_in, int64_t n_out) {
@@ -215,96 +233,82 @@ void interleave_group_ref(quant::Type type, const uint8_t* rows, uint8_t* group,
 void tile_q4_K_x16_ref(int64_t n, const void* w, size_t /*w_stride*/, int64_t n_w, const void* a,
                        size_t a_stride, int64_t n_a, float* y, int64_t y_stride) {
     const int64_t nb = n / quant::QK_K;
-    const auto* wb = static_cast<const uint8_t*>(w);
-    const auto* ab = static_cast<const uint8_t*>(a);
-    for (int64_t g = 0; g < n_w / kInterleaveRows; ++g) {
-        const uint8_t* group = wb + static_cast<size_t>(g) * kGroupBlock * static_cast<size_t>(nb);
-        for (int64_t t = 0; t < n_a; ++t) {
-            const auto* act = reinterpret_cast<const quant::block_q8_K*>(ab + t * a_stride);
-            for (int r = 0; r < kInterleaveRows; ++r) {
-                // llama.cpp's AVX2 order: lane k of eight sums bytes 4k..4k+3 of every 32-byte
-                // chunk of qs (both nibbles); lane l of four the mins of sub-blocks 2l, 2l + 1.
-                float acc[8] = {}, acc_mins[4] = {};
-                for (int64_t i = 0; i < nb; ++i) {
-                    const uint8_t* s = group + static_cast<size_t>(i) * kGroupBlock;
-                    uint8_t packed[12];
-                    for (int k = 0; k < 3; ++k)
-                        std::memcpy(packed + 4 * k, s + 64 + 64 * k + 4 * r, 4);
-                    uint8_t sc[8], m[8];
-                    for (int j = 0; j < 8; ++j)
-                        quant::ref::unpack_scale_min_k4(j, packed, &sc[j], &m[j]);
-                    uint16_t d16, dmin16;
-                    std::memcpy(&d16, s + 2 * r, 2);
-                    std::memcpy(&dmin16, s + 32 + 2 * r, 2);
-                    const float dd = fp16_to_fp32(d16) * act[i].d;
-                    const float dm = fp16_to_fp32(dmin16) * act[i].d;
-                    for (int k = 0; k < 8; ++k) {
-                        int32_t sumi = 0;
-                        for (int c = 0; c < 4; ++c)
-                            for (int e = 0; e < 4; ++e) {
-                                const int q = 32 * c + 4 * k + e;  // byte of qs
-                                const uint8_t byte = s[level_offset(r, q)];
-                                sumi += sc[2 * c] * (byte & 0x0F) * act[i].qs[64 * c + 4 * k + e];
-                                sumi += sc[2 * c + 1] * (byte >> 4) *
-                                        act[i].qs[64 * c + 32 + 4 * k + e];
-                            }
-                        acc[k] = std::fma(dd, static_cast<float>(sumi), acc[k]);
-                    }
-                    for (int l = 0; l < 4; ++l) {
-                        int32_t msum = 0;
-                        for (int j = 2 * l; j < 2 * l + 2; ++j)
-                            msum += m[j] * (act[i].bsums[2 * j] + act[i].bsums[2 * j + 1]);
-                        acc_mins[l] = std::fma(-dm, static_cast<float>(msum), acc_mins[l]);
-                    }
+    for_each_group_row<quant::block_q8_K>(
+        nb, kGroupBlock, w, n_w, a, a_stride, n_a, y, y_stride,
+        [nb](const uint8_t* group, const quant::block_q8_K* act, int r) {
+            // llama.cpp's AVX2 order: lane k of eight sums bytes 4k..4k+3 of every 32-byte
+            // chunk of qs (both nibbles); lane l of four the mins of sub-blocks 2l, 2l + 1.
+            float acc[8] = {}, acc_mins[4] = {};
+            for (int64_t i = 0; i < nb; ++i) {
+                const uint8_t* s = group + static_cast<size_t>(i) * kGroupBlock;
+                uint8_t packed[12];
+                for (int k = 0; k < 3; ++k) std::memcpy(packed + 4 * k, s + 64 + 64 * k + 4 * r, 4);
+                uint8_t sc[8], m[8];
+                for (int j = 0; j < 8; ++j)
+                    quant::ref::unpack_scale_min_k4(j, packed, &sc[j], &m[j]);
+                uint16_t d16, dmin16;
+                std::memcpy(&d16, s + 2 * r, 2);
+                std::memcpy(&dmin16, s + 32 + 2 * r, 2);
+                const float dd = fp16_to_fp32(d16) * act[i].d;
+                const float dm = fp16_to_fp32(dmin16) * act[i].d;
+                for (int k = 0; k < 8; ++k) {
+                    int32_t sumi = 0;
+                    for (int c = 0; c < 4; ++c)
+                        for (int e = 0; e < 4; ++e) {
+                            const int q = 32 * c + 4 * k + e;  // byte of qs
+                            const uint8_t byte = s[level_offset(r, q)];
+                            sumi += sc[2 * c] * (byte & 0x0F) * act[i].qs[64 * c + 4 * k + e];
+                            sumi +=
+                                sc[2 * c + 1] * (byte >> 4) * act[i].qs[64 * c + 32 + 4 * k + e];
+                        }
+                    acc[k] = std::fma(dd, static_cast<float>(sumi), acc[k]);
                 }
-                const float mm = (acc_mins[0] + acc_mins[2]) + (acc_mins[1] + acc_mins[3]);
-                y[t * y_stride + g * kInterleaveRows + r] = quant::ref::hsum_lanes8(acc) + mm;
+                for (int l = 0; l < 4; ++l) {
+                    int32_t msum = 0;
+                    for (int j = 2 * l; j < 2 * l + 2; ++j)
+                        msum += m[j] * (act[i].bsums[2 * j] + act[i].bsums[2 * j + 1]);
+                    acc_mins[l] = std::fma(-dm, static_cast<float>(msum), acc_mins[l]);
+                }
             }
-        }
-    }
+            const float mm = (acc_mins[0] + acc_mins[2]) + (acc_mins[1] + acc_mins[3]);
+            return quant::ref::hsum_lanes8(acc) + mm;
+        });
 }
 
 void tile_q6_K_x16_ref(int64_t n, const void* w, size_t /*w_stride*/, int64_t n_w, const void* a,
                        size_t a_stride, int64_t n_a, float* y, int64_t y_stride) {
     const int64_t nb = n / quant::QK_K;
-    const auto* wb = static_cast<const uint8_t*>(w);
-    const auto* ab = static_cast<const uint8_t*>(a);
-    for (int64_t g = 0; g < n_w / kInterleaveRows; ++g) {
-        const uint8_t* group =
-            wb + static_cast<size_t>(g) * kQ6GroupBlock * static_cast<size_t>(nb);
-        for (int64_t t = 0; t < n_a; ++t) {
-            const auto* act = reinterpret_cast<const quant::block_q8_K*>(ab + t * a_stride);
-            for (int r = 0; r < kInterleaveRows; ++r) {
-                // llama.cpp's AVX2 order: lane k of eight sums elements 32m + 4k .. +3 of each
-                // half (m < 4) and subtracts 32 (bsum 2k · scale 2k + bsum 2k+1 · scale 2k+1).
-                float acc[8] = {};
-                for (int64_t i = 0; i < nb; ++i) {
-                    const uint8_t* s = group + static_cast<size_t>(i) * kQ6GroupBlock;
-                    int8_t sc[16];
-                    for (int k = 0; k < 4; ++k) std::memcpy(sc + 4 * k, s + 32 + 64 * k + 4 * r, 4);
-                    uint16_t d16;
-                    std::memcpy(&d16, s + 2 * r, 2);
-                    const float dd = fp16_to_fp32(d16) * act[i].d;
-                    for (int k = 0; k < 8; ++k) {
-                        int32_t sumi = -32 * (act[i].bsums[2 * k] * sc[2 * k] +
-                                              act[i].bsums[2 * k + 1] * sc[2 * k + 1]);
-                        for (int h = 0; h < 2; ++h)
-                            for (int m = 0; m < 4; ++m)
-                                for (int e = 0; e < 4; ++e) {
-                                    const int l = 32 * m + 4 * k + e;  // element of the half
-                                    const uint8_t ql = s[q6_ql_offset(r, 64 * h + l % 64)];
-                                    const uint8_t qh = s[q6_qh_offset(r, 32 * h + l % 32)];
-                                    const int u = (l < 64 ? ql & 0x0F : ql >> 4) |
-                                                  (((qh >> (2 * (l / 32))) & 3) << 4);
-                                    sumi += sc[(128 * h + l) / 16] * u * act[i].qs[128 * h + l];
-                                }
-                        acc[k] = std::fma(dd, static_cast<float>(sumi), acc[k]);
-                    }
+    for_each_group_row<quant::block_q8_K>(
+        nb, kQ6GroupBlock, w, n_w, a, a_stride, n_a, y, y_stride,
+        [nb](const uint8_t* group, const quant::block_q8_K* act, int r) {
+            // llama.cpp's AVX2 order: lane k of eight sums elements 32m + 4k .. +3 of each
+            // half (m < 4) and subtracts 32 (bsum 2k · scale 2k + bsum 2k+1 · scale 2k+1).
+            float acc[8] = {};
+            for (int64_t i = 0; i < nb; ++i) {
+                const uint8_t* s = group + static_cast<size_t>(i) * kQ6GroupBlock;
+                int8_t sc[16];
+                for (int k = 0; k < 4; ++k) std::memcpy(sc + 4 * k, s + 32 + 64 * k + 4 * r, 4);
+                uint16_t d16;
+                std::memcpy(&d16, s + 2 * r, 2);
+                const float dd = fp16_to_fp32(d16) * act[i].d;
+                for (int k = 0; k < 8; ++k) {
+                    int32_t sumi = -32 * (act[i].bsums[2 * k] * sc[2 * k] +
+                                          act[i].bsums[2 * k + 1] * sc[2 * k + 1]);
+                    for (int h = 0; h < 2; ++h)
+                        for (int m = 0; m < 4; ++m)
+                            for (int e = 0; e < 4; ++e) {
+                                const int l = 32 * m + 4 * k + e;  // element of the half
+                                const uint8_t ql = s[q6_ql_offset(r, 64 * h + l % 64)];
+                                const uint8_t qh = s[q6_qh_offset(r, 32 * h + l % 32)];
+                                const int u = (l < 64 ? ql & 0x0F : ql >> 4) |
+                                              (((qh >> (2 * (l / 32))) & 3) << 4);
+                                sumi += sc[(128 * h + l) / 16] * u * act[i].qs[128 * h + l];
+                            }
+                    acc[k] = std::fma(dd, static_cast<float>(sumi), acc[k]);
                 }
-                y[t * y_stride + g * kInterleaveRows + r] = quant::ref::hsum_lanes8(acc);
             }
-        }
-    }
+            return quant::ref::hsum_lanes8(acc);
+        });
 }
 
 namespace {
@@ -316,46 +320,40 @@ void tile_legacy_x16_ref(int64_t n, const void* w, int64_t n_w, const void* a, s
                          int64_t n_a, float* y, int64_t y_stride) {
     constexpr size_t kGroup = kInterleaveRows * sizeof(B);
     const int64_t nb = n / 32;
-    const auto* wb = static_cast<const uint8_t*>(w);
-    const auto* ab = static_cast<const uint8_t*>(a);
-    for (int64_t g = 0; g < n_w / kInterleaveRows; ++g) {
-        const uint8_t* group = wb + static_cast<size_t>(g) * kGroup * static_cast<size_t>(nb);
-        for (int64_t t = 0; t < n_a; ++t) {
-            const auto* act = reinterpret_cast<const quant::block_q8_0*>(ab + t * a_stride);
-            for (int r = 0; r < kInterleaveRows; ++r) {
-                float acc[8] = {};
-                for (int64_t i = 0; i < nb; ++i) {
-                    const uint8_t* s = group + static_cast<size_t>(i) * kGroup;
-                    uint16_t d16;
-                    std::memcpy(&d16, s + 2 * r, 2);
-                    uint32_t qh = 0;
-                    if constexpr (std::is_same_v<B, quant::block_q5_0>)
-                        std::memcpy(&qh, s + 32 + 4 * r, 4);
-                    // Level of element j (0..31).
-                    const auto level = [&](int j) -> int {
-                        if constexpr (std::is_same_v<B, quant::block_q8_0>) {
-                            return static_cast<int8_t>(s[32 + 64 * (j / 4) + 4 * r + j % 4]);
-                        } else {
-                            const uint8_t byte =
-                                s[legacy_levels<B>() + 64 * ((j % 16) / 4) + 4 * r + j % 4];
-                            const int nibble = j < 16 ? byte & 0x0F : byte >> 4;
-                            if constexpr (std::is_same_v<B, quant::block_q5_0>)
-                                return (nibble | static_cast<int>(((qh >> j) & 1) << 4)) - 16;
-                            else
-                                return nibble - 8;
-                        }
-                    };
-                    const float dd = fp16_to_fp32(d16) * fp16_to_fp32(act[i].d);
-                    for (int k = 0; k < 8; ++k) {
-                        int32_t sumi = 0;
-                        for (int e = 0; e < 4; ++e) sumi += level(4 * k + e) * act[i].qs[4 * k + e];
-                        acc[k] = std::fma(dd, static_cast<float>(sumi), acc[k]);
+    for_each_group_row<quant::block_q8_0>(
+        nb, kGroup, w, n_w, a, a_stride, n_a, y, y_stride,
+        [nb](const uint8_t* group, const quant::block_q8_0* act, int r) {
+            float acc[8] = {};
+            for (int64_t i = 0; i < nb; ++i) {
+                const uint8_t* s = group + static_cast<size_t>(i) * kGroup;
+                uint16_t d16;
+                std::memcpy(&d16, s + 2 * r, 2);
+                uint32_t qh = 0;
+                if constexpr (std::is_same_v<B, quant::block_q5_0>)
+                    std::memcpy(&qh, s + 32 + 4 * r, 4);
+                // Level of element j (0..31).
+                const auto level = [&](int j) -> int {
+                    if constexpr (std::is_same_v<B, quant::block_q8_0>) {
+                        return static_cast<int8_t>(s[32 + 64 * (j / 4) + 4 * r + j % 4]);
+                    } else {
+                        const uint8_t byte =
+                            s[legacy_levels<B>() + 64 * ((j % 16) / 4) + 4 * r + j % 4];
+                        const int nibble = j < 16 ? byte & 0x0F : byte >> 4;
+                        if constexpr (std::is_same_v<B, quant::block_q5_0>)
+                            return (nibble | static_cast<int>(((qh >> j) & 1) << 4)) - 16;
+                        else
+                            return nibble - 8;
                     }
+                };
+                const float dd = fp16_to_fp32(d16) * fp16_to_fp32(act[i].d);
+                for (int k = 0; k < 8; ++k) {
+                    int32_t sumi = 0;
+                    for (int e = 0; e < 4; ++e) sumi += level(4 * k + e) * act[i].qs[4 * k + e];
+                    acc[k] = std::fma(dd, static_cast<float>(sumi), acc[k]);
                 }
-                y[t * y_stride + g * kInterleaveRows + r] = quant::ref::hsum_lanes8(acc);
             }
-        }
-    }
+            return quant::ref::hsum_lanes8(acc);
+        });
 }
 
 }  // namespace

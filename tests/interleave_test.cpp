@@ -60,6 +60,18 @@ std::vector<float> logits_of(const Model& model, bool repack, const std::vector<
     return session_logits(session, ids, 2);
 }
 
+// A GPU tier of `budget` bytes on the host device, planned with published figures and no PCIe
+// latency (or a model this small is faster on the CPU alone).
+GpuOptions host_tier(uint64_t budget) {
+    GpuOptions g;
+    g.budget = budget;
+    g.device = "host";
+    g.reserve = 0;
+    g.figures = scheduler::published_figures();
+    g.figures->pcie_latency_us = 0;
+    return g;
+}
+
 class Interleave : public ::testing::TestWithParam<quant::Type> {};
 
 TEST_P(Interleave, SameLogitsAsTheFileLayoutAndTheBytesReadBack) {
@@ -133,11 +145,7 @@ TEST(InterleaveGpuTier, TensorsTheTierTakesWholeAreNotRegrouped) {
     for (const gguf::Tensor& t : model.file().tensors()) weights += t.nbytes;
     SessionOptions o;
     o.n_ctx = 64;
-    o.gpu.budget = weights / 2;
-    o.gpu.device = "host";
-    o.gpu.reserve = 0;
-    o.gpu.figures = scheduler::published_figures();
-    o.gpu.figures->pcie_latency_us = 0;  // or a model this small is faster on the CPU alone
+    o.gpu = host_tier(weights / 2);
     Session session(model, o);
     ASSERT_NE(session.gpu_tier(), nullptr);
     // What the tier uploaded whole, as the device holds it.
@@ -205,11 +213,7 @@ TEST(InterleaveGpuTier, ExpertSlabsTheTierTakesKeepTheFileRows) {
     SessionOptions o;
     o.n_ctx = 64;
     // Everything but the routed experts, and about half of those.
-    o.gpu.budget = weights - routed / 2;
-    o.gpu.device = "host";
-    o.gpu.reserve = 0;
-    o.gpu.figures = scheduler::published_figures();
-    o.gpu.figures->pcie_latency_us = 0;
+    o.gpu = host_tier(weights - routed / 2);
     std::vector<float> got;
     {
         Session session(model, o);

@@ -12,7 +12,6 @@
 #include <immintrin.h>
 
 #include <array>
-#include <cstring>
 
 #include "simd/avx512/kernels.h"
 #include "simd/avx512/x16.h"
