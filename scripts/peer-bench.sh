@@ -11,7 +11,9 @@
 # --depth:    decode after D cached positions (llama-bench -d; strata bench --depth).
 # --batched:  use llama-batched-bench (-npp P -ntg N -npl 1) instead of llama-bench; chosen by
 #             itself when llama-bench fails on the model (it aborts on quantized deepseek2 with
-#             AMX). batched-bench has no depth: its decode runs after the P prompt tokens (and
+#             AMX). Where the pinned llama.cpp's AMX kernels fault outright (ldtilecfg: a
+#             general protection fault on an Intel Xeon VM, on every quantized model), use the
+#             build of `scripts/peer/build-llama.sh --no-amx`. batched-bench has no depth: its decode runs after the P prompt tokens (and
 #             strata's then too: strata bench --decode-after-prompt); llama-bench's tg test and
 #             strata bench's default decode after the depth only.
 # --peer-args: more arguments for both llama.cpp tools, e.g. "--no-repack" for batched-bench on a
