@@ -737,9 +737,10 @@ class DeepSeek2Forward final : public SegmentedForward {
     // The active experts `actives` of a batch (expert_id(a), ascending ids) from the expert
     // cache, each acquired once for the whole batch, so a prompt reads each missing expert once.
     // Misses are issued as soon as the routing is known; the experts already present (and the
-    // shared ones, queued in tasks_) run as one batch while the rest arrive, then the rest. In
-    // decoding, the next layer's likely experts (its router on this layer's input) are read
-    // ahead. Fewer slots than experts: in waves, each released before the next.
+    // shared ones, queued in tasks_) run as one batch while the rest arrive, then the rest in
+    // batches of what has arrived. In decoding, the next layer's likely experts (its router on
+    // this layer's input) are read ahead. Fewer slots than experts: in waves, each released
+    // before the next.
     template <class ExpertId, class TaskOf>
     void cached_experts(const MlaLayer& L, int64_t il, int64_t n, std::span<const int64_t> actives,
                         ExpertId&& expert_id, TaskOf&& task_of) {
@@ -756,11 +757,19 @@ class DeepSeek2Forward final : public SegmentedForward {
                 prefetch_next(il);
                 prefetched = true;
             }
-            // Present ones first (with the shared experts on
-            // the first wave), then the others once their reads are in.
-            for (int pass = 0; pass < 2; ++pass) {
+            // The experts present first (with the shared experts on the first wave), then the
+            // others in batches as their reads come in: each batch is what has arrived by the
+            // time the previous one is multiplied, so a prompt's reads of a layer overlap its
+            // products instead of all preceding them. When nothing has arrived, block for the
+            // first read issued. Every expert writes its own rows: batching changes no sum.
+            for (;;) {
+                const offload::ExpertHandle* first_missing = nullptr;
                 for (offload::ExpertHandle& h : held_) {
-                    if (h.slot < 0 || (pass == 0 && !cache_->ready(h))) continue;
+                    if (h.slot < 0) continue;  // multiplied in an earlier batch
+                    if (!cache_->ready(h)) {
+                        if (first_missing == nullptr) first_missing = &h;
+                        continue;
+                    }
                     const auto i = static_cast<size_t>(
                         std::lower_bound(used_.begin(), used_.end(), h.expert) - used_.begin());
                     const int64_t a = actives[i];
@@ -771,8 +780,14 @@ class DeepSeek2Forward final : public SegmentedForward {
                     tasks_.push_back(task_of(actives[i], &w));
                     h.slot = -h.slot - 1;  // taken; restored for release below
                 }
-                if (!tasks_.empty()) mm_.ffns(tasks_, ffn_);
-                tasks_.clear();
+                if (!tasks_.empty()) {
+                    mm_.ffns(tasks_, ffn_);
+                    tasks_.clear();
+                } else if (first_missing != nullptr) {
+                    cache_->wait(il, *first_missing);  // throws on an I/O error
+                } else {
+                    break;
+                }
             }
             for (offload::ExpertHandle& h : held_) h.slot = -h.slot - 1;
             cache_->release(held_);
