@@ -20,6 +20,7 @@
 #include <type_traits>
 
 #include "simd/avx512/kernels.h"
+#include "simd/avx512/x16.h"
 #include "simd/quant.h"
 
 namespace strata::quant::avx512 {
@@ -92,6 +93,7 @@ struct K4 {
             mins[t] = 0.0f;
         }
         for (int64_t i = 0; i < nb; ++i) {
+            prefetch_ahead<sizeof(Block)>(reinterpret_cast<const uint8_t*>(x + i));
             __m512i q[4];
             for (int h = 0; h < 2; ++h) {
                 const __m512i bytes = _mm512_loadu_si512(x[i].qs + 64 * h);
@@ -164,6 +166,7 @@ struct Q6K {
         __m256 acc[NA];
         for (int t = 0; t < NA; ++t) acc[t] = _mm256_setzero_ps();
         for (int64_t i = 0; i < nb; ++i) {
+            prefetch_ahead<sizeof(block_q6_K)>(reinterpret_cast<const uint8_t*>(x + i));
             __m512i u[4];
             for (int h = 0; h < 2; ++h) {
                 const __m512i ql = _mm512_loadu_si512(x[i].ql + 64 * h);
@@ -224,6 +227,7 @@ struct K2or3 {
         __m256 acc[NA];
         for (int t = 0; t < NA; ++t) acc[t] = _mm256_setzero_ps();
         for (int64_t i = 0; i < nb; ++i) {
+            prefetch_ahead<sizeof(block_q6_K)>(reinterpret_cast<const uint8_t*>(x + i));
             __m512i u[4];
             for (int h = 0; h < 2; ++h) {
                 const __m256i q =

@@ -15,7 +15,9 @@ namespace strata::quant::avx512 {
 // about 70% of the read bandwidth (Zen 5, bench/kernels_bench.cpp); four Q4_K blocks ahead
 // reaches it. Into L2 (T2), not L1: on an Intel Xeon with AMX (2 cores, 14.3 GB/s probe) T0
 // prefetches held the products to 9.3 GB/s (Q4_K) and 12.3 (Q8_0) on one core, T2 reaches
-// 10.9 and 14.3; fetching only some of the lines, or farther ahead, was slower there.
+// 10.9 and 14.3; fetching only some of the lines, or farther ahead, was slower there. The
+// K-quant row kernels (kquants_tile.cpp) prefetch so too: there one core's Q4_K rows went from
+// 8.6 to 11.1 GB/s and Q6_K from 9.9 to 12.0.
 constexpr size_t kPrefetchAhead = 9216;
 
 // Every cache line of the `bytes` at p + kPrefetchAhead (prefetches never fault, so running
