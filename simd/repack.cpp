@@ -200,6 +200,13 @@ void for_each_group_row(int64_t nb, size_t group_block, const void* w, int64_t n
     }
 }
 
+// Row r's F16 at byte `at` of a group block (16 of them side by side: d, or Q4_K's dmin).
+float row_f16(const uint8_t* block, size_t at, int r) {
+    uint16_t h;
+    std::memcpy(&h, block + at + 2 * static_cast<size_t>(r), 2);
+    return fp16_to_fp32(h);
+}
+
 }  // namespace
 
 bool can_interleave(quant::Type type, int64_t n_in, int64_t n_out) {
@@ -246,11 +253,8 @@ void tile_q4_K_x16_ref(int64_t n, const void* w, size_t /*w_stride*/, int64_t n_
                 uint8_t sc[8], m[8];
                 for (int j = 0; j < 8; ++j)
                     quant::ref::unpack_scale_min_k4(j, packed, &sc[j], &m[j]);
-                uint16_t d16, dmin16;
-                std::memcpy(&d16, s + 2 * r, 2);
-                std::memcpy(&dmin16, s + 32 + 2 * r, 2);
-                const float dd = fp16_to_fp32(d16) * act[i].d;
-                const float dm = fp16_to_fp32(dmin16) * act[i].d;
+                const float dd = row_f16(s, 0, r) * act[i].d;
+                const float dm = row_f16(s, 32, r) * act[i].d;
                 for (int k = 0; k < 8; ++k) {
                     int32_t sumi = 0;
                     for (int c = 0; c < 4; ++c)
@@ -288,9 +292,7 @@ void tile_q6_K_x16_ref(int64_t n, const void* w, size_t /*w_stride*/, int64_t n_
                 const uint8_t* s = group + static_cast<size_t>(i) * kQ6GroupBlock;
                 int8_t sc[16];
                 for (int k = 0; k < 4; ++k) std::memcpy(sc + 4 * k, s + 32 + 64 * k + 4 * r, 4);
-                uint16_t d16;
-                std::memcpy(&d16, s + 2 * r, 2);
-                const float dd = fp16_to_fp32(d16) * act[i].d;
+                const float dd = row_f16(s, 0, r) * act[i].d;
                 for (int k = 0; k < 8; ++k) {
                     int32_t sumi = -32 * (act[i].bsums[2 * k] * sc[2 * k] +
                                           act[i].bsums[2 * k + 1] * sc[2 * k + 1]);
@@ -326,8 +328,6 @@ void tile_legacy_x16_ref(int64_t n, const void* w, int64_t n_w, const void* a, s
             float acc[8] = {};
             for (int64_t i = 0; i < nb; ++i) {
                 const uint8_t* s = group + static_cast<size_t>(i) * kGroup;
-                uint16_t d16;
-                std::memcpy(&d16, s + 2 * r, 2);
                 uint32_t qh = 0;
                 if constexpr (std::is_same_v<B, quant::block_q5_0>)
                     std::memcpy(&qh, s + 32 + 4 * r, 4);
@@ -345,7 +345,7 @@ void tile_legacy_x16_ref(int64_t n, const void* w, int64_t n_w, const void* a, s
                             return nibble - 8;
                     }
                 };
-                const float dd = fp16_to_fp32(d16) * fp16_to_fp32(act[i].d);
+                const float dd = row_f16(s, 0, r) * fp16_to_fp32(act[i].d);
                 for (int k = 0; k < 8; ++k) {
                     int32_t sumi = 0;
                     for (int e = 0; e < 4; ++e) sumi += level(4 * k + e) * act[i].qs[4 * k + e];

@@ -227,7 +227,6 @@ struct K2or3 {
         __m256 acc[NA];
         for (int t = 0; t < NA; ++t) acc[t] = _mm256_setzero_ps();
         for (int64_t i = 0; i < nb; ++i) {
-            prefetch_ahead<sizeof(block_q6_K)>(reinterpret_cast<const uint8_t*>(x + i));
             __m512i u[4];
             for (int h = 0; h < 2; ++h) {
                 const __m256i q =
